@@ -1,0 +1,98 @@
+"""Joining a new trajectory chunk onto the remainder of the one being executed.
+
+A new chunk rarely starts exactly where the arms are commanded: the planner worked from an
+older observation. Switching at once would jump; instead the command moves from the old path
+to the new one over a blending window, with the velocity across the seam inside the limits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from wav_ros.execution.limits import SafetyLimits
+from wav_ros.execution.safety import Refusal, RefusalCode, RefusedError
+from wav_ros.execution.trajectory import JointTrajectoryData
+
+
+def _smoothstep(fraction: np.ndarray) -> np.ndarray:
+    """0 → 1 with zero slope at both ends, so the blend adds no velocity step at its edges."""
+    return fraction * fraction * (3.0 - 2.0 * fraction)
+
+
+def _blend_once(
+    previous: JointTrajectoryData | None,
+    new: JointTrajectoryData,
+    start_time: float,
+    start_positions: np.ndarray,
+    window: float,
+    dt: float,
+) -> JointTrajectoryData:
+    steps = max(1, math.ceil(window / dt - 1e-9))
+    grid = np.arange(steps + 1) * dt
+    absolute = start_time + grid
+    if previous is None:
+        old = np.broadcast_to(start_positions, (grid.size, start_positions.size))
+    else:
+        old = np.stack([previous.sample(t - previous.stamp) for t in absolute])
+    target = np.stack([new.sample(t - new.stamp) for t in absolute])
+    weight = _smoothstep(grid / grid[-1])[:, None]
+    blended = old + weight * (target - old)
+    blended[0] = start_positions
+    blended[-1] = target[-1]
+    later = new.stamp + new.times_from_start > absolute[-1]
+    times = np.concatenate([grid, new.stamp + new.times_from_start[later] - start_time])
+    positions = np.vstack([blended, new.positions[later]])
+    return JointTrajectoryData(new.joint_names, times, positions, start_time)
+
+
+def _seam_speed_refusal(
+    blended: JointTrajectoryData, limits: SafetyLimits, window: float
+) -> Refusal | None:
+    speeds = np.abs(np.diff(blended.positions, axis=0)) / np.diff(blended.times_from_start)[:, None]
+    excess = speeds - limits.velocity - limits.tolerance
+    if np.all(excess <= 0):
+        return None
+    segment, column = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    return Refusal(
+        RefusalCode.BLEND,
+        f"cannot join the new chunk within {window:.3f} s: joint "
+        f"{limits.joint_names[column]!r} would move at {speeds[segment, column]:.3f}/s, "
+        f"limit {limits.velocity[column]}/s",
+    )
+
+
+def blend_chunks(
+    previous: JointTrajectoryData | None,
+    new: JointTrajectoryData,
+    start_time: float,
+    start_positions: np.ndarray,
+    limits: SafetyLimits,
+    *,
+    window: float,
+    dt: float,
+    max_window: float,
+) -> JointTrajectoryData:
+    """A trajectory from `start_positions` at `start_time` that converges onto `new`.
+
+    `previous` is the trajectory being executed (None when holding still at
+    `start_positions`); `start_time`/`start_positions` are the time and value of the last
+    command sent, so the result continues exactly from it. Over the blending window the
+    command moves from `previous` to `new` with a smoothstep weight, sampled every `dt`;
+    after it, the result is `new` itself. Both inputs must already have passed the gate.
+
+    If some joint would exceed its velocity limit across the seam, the window is doubled up
+    to `max_window`; if that is not enough a RefusedError says which joint and how fast.
+    """
+    if not (0 < dt <= window <= max_window):
+        raise ValueError(f"need 0 < dt <= window <= max_window, got {dt}, {window}, {max_window}")
+    start = np.asarray(start_positions, dtype=np.float64)
+    while True:
+        blended = _blend_once(previous, new, start_time, start, window, dt)
+        refusal = _seam_speed_refusal(blended, limits, window)
+        if refusal is None:
+            return blended
+        if window >= max_window:
+            raise RefusedError(refusal)
+        window = min(2.0 * window, max_window)
