@@ -19,7 +19,9 @@ ARM_JOINTS: tuple[str, ...] = (
     "gripper",
 )
 #: The 14 joints of an action or state vector, in order: left arm then right arm.
-JOINT_NAMES: tuple[str, ...] = tuple(f"{side}_{joint}" for side in ARM_SIDES for joint in ARM_JOINTS)
+JOINT_NAMES: tuple[str, ...] = tuple(
+    f"{side}_{joint}" for side in ARM_SIDES for joint in ARM_JOINTS
+)
 ACTION_DIM: int = len(JOINT_NAMES)
 #: The real ALOHA's camera names (topics /<name>/image_raw).
 CAMERA_NAMES: tuple[str, ...] = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -29,7 +31,7 @@ CONTROL_HZ: float = 50.0
 
 @dataclass(frozen=True)
 class JointLimit:
-    """Position and velocity limits of one joint (URDF-style: lower/upper in rad, velocity in rad/s).
+    """Position and velocity limits of one joint, URDF-style (rad, rad/s).
 
     The gripper is normalised to [0, 1] (0 closed, 1 open), as in ALOHA's joint-space actions.
     """
