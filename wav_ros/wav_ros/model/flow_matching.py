@@ -1,0 +1,42 @@
+"""Rectified-flow (flow matching) conventions shared by training and sampling.
+
+As in diffusers' FlowMatchEulerDiscreteScheduler: x_sigma = (1 - sigma)·x0 + sigma·noise with
+sigma in [0, 1] (timestep = 1000·sigma), the model predicts the velocity noise - x0, and
+sampling integrates from sigma = 1 to 0 with Euler steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from torch import Tensor
+
+from wav_ros.model.layers import NUM_TRAIN_TIMESTEPS
+
+
+def noisy_pair(
+    clean: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Draw sigma ~ U(0, 1) per sample and noise; return (noisy input, timesteps (B,), target)."""
+    batch = clean.shape[0]
+    sigma = torch.rand(batch, generator=generator, device=clean.device, dtype=clean.dtype)
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    expanded = sigma.view(batch, *([1] * (clean.dim() - 1)))
+    noisy = (1 - expanded) * clean + expanded * noise
+    return noisy, sigma * NUM_TRAIN_TIMESTEPS, noise - clean
+
+
+def euler_sample(
+    velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor, num_steps: int
+) -> Tensor:
+    """Integrate velocity(x, timesteps (1,)) from pure noise to a clean sample with diffusers'
+    FlowMatchEulerDiscreteScheduler (shift 1: timesteps 1000 -> 1 evenly, then to 0)."""
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS)
+    scheduler.set_timesteps(num_steps, device=noise.device)
+    sample = noise
+    for timestep in scheduler.timesteps:
+        model_output = velocity(sample, timestep.reshape(1).to(noise.dtype))
+        sample = scheduler.step(model_output, timestep, sample, return_dict=False)[0]
+    return sample.to(noise.dtype)
