@@ -28,17 +28,18 @@ def _blend_once(
     start_positions: np.ndarray,
     window: float,
     dt: float,
+    follow_previous: bool,
 ) -> JointTrajectoryData:
     steps = max(1, math.ceil(window / dt - 1e-9))
     grid = np.arange(steps + 1) * dt
     absolute = start_time + grid
-    if previous is None:
-        old = np.broadcast_to(start_positions, (grid.size, start_positions.size))
-    else:
-        old = np.stack([previous.sample(t - previous.stamp) for t in absolute])
     target = np.stack([new.sample(t - new.stamp) for t in absolute])
     weight = _smoothstep(grid / grid[-1])[:, None]
-    blended = old + weight * (target - old)
+    if follow_previous and previous is not None:
+        old = np.stack([previous.sample(t - previous.stamp) for t in absolute])
+        blended = old + weight * (target - old)
+    else:
+        blended = target + (1.0 - weight) * (start_positions - target[0])
     blended[0] = start_positions
     blended[-1] = target[-1]
     later = new.stamp + new.times_from_start > absolute[-1]
@@ -47,10 +48,22 @@ def _blend_once(
     return JointTrajectoryData(new.joint_names, times, positions, start_time)
 
 
-def _seam_speed_refusal(
+def _blend_refusal(
     blended: JointTrajectoryData, limits: SafetyLimits, window: float
 ) -> Refusal | None:
-    speeds = np.abs(np.diff(blended.positions, axis=0)) / np.diff(blended.times_from_start)[:, None]
+    positions = blended.positions
+    outside = (positions < limits.lower - limits.tolerance) | (
+        positions > limits.upper + limits.tolerance
+    )
+    if np.any(outside):
+        column = int(np.flatnonzero(np.any(outside, axis=0))[0])
+        return Refusal(
+            RefusalCode.BLEND,
+            f"cannot join the new chunk within {window:.3f} s: joint "
+            f"{limits.joint_names[column]!r} would leave [{limits.lower[column]}, "
+            f"{limits.upper[column]}]",
+        )
+    speeds = np.abs(np.diff(positions, axis=0)) / np.diff(blended.times_from_start)[:, None]
     excess = speeds - limits.velocity - limits.tolerance
     if np.all(excess <= 0):
         return None
@@ -78,21 +91,29 @@ def blend_chunks(
 
     `previous` is the trajectory being executed (None when holding still at
     `start_positions`); `start_time`/`start_positions` are the time and value of the last
-    command sent, so the result continues exactly from it. Over the blending window the
-    command moves from `previous` to `new` with a smoothstep weight, sampled every `dt`;
-    after it, the result is `new` itself. Both inputs must already have passed the gate.
+    command sent, so the result continues exactly from it. After the blending window the
+    result is `new` itself. Both inputs must already have passed the gate.
 
-    If some joint would exceed its velocity limit across the seam, the window is doubled up
-    to `max_window`; if that is not enough a RefusedError says which joint and how fast.
+    Two blends are tried, each with the window doubled up to `max_window` while some joint
+    would exceed its limits. First a path blend: the command moves from the remainder of
+    `previous` to `new` with a smoothstep weight, so the velocity is continuous at the seam.
+    When the two paths diverge too fast for that, an offset blend: `new` plus the seam offset
+    decaying to zero, whose extra speed depends only on the offset. If neither fits, a
+    RefusedError says which joint and how fast.
     """
     if not (0 < dt <= window <= max_window):
         raise ValueError(f"need 0 < dt <= window <= max_window, got {dt}, {window}, {max_window}")
     start = np.asarray(start_positions, dtype=np.float64)
-    while True:
-        blended = _blend_once(previous, new, start_time, start, window, dt)
-        refusal = _seam_speed_refusal(blended, limits, window)
-        if refusal is None:
-            return blended
-        if window >= max_window:
-            raise RefusedError(refusal)
-        window = min(2.0 * window, max_window)
+    first_refusal: Refusal | None = None
+    for follow_previous in (True, False) if previous is not None else (False,):
+        trial = window
+        while True:
+            blended = _blend_once(previous, new, start_time, start, trial, dt, follow_previous)
+            refusal = _blend_refusal(blended, limits, trial)
+            if refusal is None:
+                return blended
+            first_refusal = first_refusal or refusal
+            if trial >= max_window:
+                break
+            trial = min(2.0 * trial, max_window)
+    raise RefusedError(first_refusal)

@@ -332,9 +332,9 @@ class ExecutionSession:
         return float(np.max(error)) if np.all(np.isfinite(error)) else math.inf
 
     def _enter_fault(self, refusal: Refusal) -> None:
+        first_fault = self._state is not SessionState.FAULTED
         if self._state is SessionState.EXECUTING:
             self._finish(Outcome(OutcomeStatus.ABORTED, str(refusal)), SessionState.FAULTED)
-        first_fault = self._state is not SessionState.FAULTED
         self._state = SessionState.FAULTED
         self._fault = refusal
         if first_fault:

@@ -1,0 +1,225 @@
+"""The safety gate refuses bad trajectories with reasons; e-stop latches; deadman expires."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wav_ros.execution import (
+    Deadman,
+    EStop,
+    JointTrajectoryData,
+    RefusalCode,
+    RefusedError,
+    SafetyGate,
+    SafetyLimits,
+    enforce_limits,
+    validate_trajectory,
+)
+from wav_ros.robot_description import DEFAULT_JOINT_LIMITS, JOINT_NAMES
+
+LIMITS = SafetyLimits()
+HOME = (LIMITS.lower + LIMITS.upper) / 2
+DT = 0.02
+
+
+def chunk(steps: int = 20, stamp: float = 0.0, speed: float = 0.5) -> JointTrajectoryData:
+    """A valid chunk from HOME moving every joint at `speed` units/s."""
+    times = np.arange(steps) * DT
+    positions = HOME + np.outer(times, np.full(len(JOINT_NAMES), speed))
+    return JointTrajectoryData(JOINT_NAMES, times, positions, stamp)
+
+
+def codes(trajectory: JointTrajectoryData, now: float = 0.0, current=HOME) -> set[RefusalCode]:
+    return {r.code for r in validate_trajectory(trajectory, current, now, LIMITS)}
+
+
+def replace(trajectory: JointTrajectoryData, **changes) -> JointTrajectoryData:
+    fields = {
+        "joint_names": trajectory.joint_names,
+        "times_from_start": trajectory.times_from_start,
+        "positions": trajectory.positions,
+        "stamp": trajectory.stamp,
+    }
+    fields.update(changes)
+    return JointTrajectoryData(**fields)
+
+
+def test_valid_chunk_is_accepted():
+    assert validate_trajectory(chunk(), HOME, 0.0, LIMITS) == []
+
+
+@pytest.mark.parametrize(
+    ("names", "fragment"),
+    [
+        (JOINT_NAMES[:-1], "missing ['right_gripper']"),
+        ((*JOINT_NAMES[:-1], "right_pinky"), "unknown ['right_pinky']"),
+        ((*JOINT_NAMES[:-1], JOINT_NAMES[0]), "duplicated ['left_waist']"),
+        ((JOINT_NAMES[1], JOINT_NAMES[0], *JOINT_NAMES[2:]), "wrong order"),
+    ],
+)
+def test_wrong_joint_names_are_refused_naming_the_problem(names, fragment):
+    refusals = validate_trajectory(replace(chunk(), joint_names=names), HOME, 0.0, LIMITS)
+    assert [r.code for r in refusals] == [RefusalCode.JOINT_NAMES]
+    assert fragment in refusals[0].message
+
+
+def test_wrong_lengths_are_refused():
+    base = chunk()
+    assert codes(replace(base, positions=base.positions[:, :13])) == {RefusalCode.SHAPE}
+    assert codes(replace(base, times_from_start=base.times_from_start[:-1])) == {RefusalCode.SHAPE}
+    assert codes(replace(base, times_from_start=[], positions=np.zeros((0, 14)))) == {
+        RefusalCode.SHAPE
+    }
+
+
+def test_non_finite_values_are_refused():
+    base = chunk()
+    positions = base.positions.copy()
+    positions[3, 5] = np.nan
+    refusals = validate_trajectory(replace(base, positions=positions), HOME, 0.0, LIMITS)
+    assert [r.code for r in refusals] == [RefusalCode.NOT_FINITE]
+    assert "waypoint 3" in refusals[0].message and "left_wrist_rotate" in refusals[0].message
+    times = base.times_from_start.copy()
+    times[-1] = np.inf
+    assert codes(replace(base, times_from_start=times)) == {RefusalCode.NOT_FINITE}
+    assert RefusalCode.NOT_FINITE in codes(replace(base, stamp=np.nan))
+
+
+def test_time_going_backwards_is_refused():
+    base = chunk()
+    times = base.times_from_start.copy()
+    times[[4, 5]] = times[[5, 4]]
+    refusals = validate_trajectory(replace(base, times_from_start=times), HOME, 0.0, LIMITS)
+    assert RefusalCode.TIMES in {r.code for r in refusals}
+    assert "strictly increase" in str(refusals[0])
+    assert RefusalCode.TIMES in codes(replace(base, times_from_start=base.times_from_start - 0.1))
+
+
+def test_positions_outside_limits_are_refused_not_clamped():
+    base = chunk()
+    positions = base.positions.copy()
+    positions[-1, 6] = DEFAULT_JOINT_LIMITS["left_gripper"].upper + 0.01
+    refusals = validate_trajectory(replace(base, positions=positions), HOME, 0.0, LIMITS)
+    position_refusals = [r for r in refusals if r.code is RefusalCode.POSITION_LIMIT]
+    assert len(position_refusals) == 1 and "left_gripper" in position_refusals[0].message
+
+
+def test_velocity_between_waypoints_above_limit_is_refused():
+    assert codes(chunk(steps=5, speed=3.5)) == {RefusalCode.VELOCITY_LIMIT}
+    jump = chunk()
+    positions = jump.positions.copy()
+    positions[10:, 0] += 0.2  # 0.2 rad in 20 ms = 10 rad/s
+    refusals = validate_trajectory(replace(jump, positions=positions), HOME, 0.0, LIMITS)
+    assert [r.code for r in refusals] == [RefusalCode.VELOCITY_LIMIT]
+    assert "between waypoints 9 and 10" in refusals[0].message
+
+
+def test_stale_and_future_plans_are_refused():
+    assert codes(chunk(stamp=0.0), now=LIMITS.max_plan_age + 0.01) >= {RefusalCode.STALE}
+    assert codes(chunk(stamp=1.0), now=1.0 - LIMITS.max_future_stamp - 0.01) == {
+        RefusalCode.FUTURE_STAMP
+    }
+
+
+def test_plan_far_from_the_current_state_is_refused():
+    far = HOME.copy()
+    far[9] += LIMITS.max_start_deviation + 0.05
+    refusals = validate_trajectory(chunk(), far, 0.0, LIMITS)
+    assert [r.code for r in refusals] == [RefusalCode.START_DEVIATION]
+    assert "right_elbow" in refusals[0].message
+
+
+def test_start_deviation_is_measured_where_the_plan_is_now():
+    # 0.2 s into a 1 rad/s plan the plan is 0.2 rad from its first waypoint.
+    moving = chunk(steps=20, speed=1.0)
+    assert RefusalCode.START_DEVIATION in codes(moving, now=0.2, current=HOME)
+    assert codes(moving, now=0.2, current=moving.sample(0.2)) == set()
+
+
+def test_non_finite_current_state_is_refused():
+    assert codes(chunk(), current=np.full(14, np.nan)) == {RefusalCode.STATE}
+
+
+def test_trajectory_arrays_cannot_change_after_construction():
+    trajectory = chunk()
+    with pytest.raises(ValueError, match="read-only"):
+        trajectory.positions[0, 0] = 99.0
+
+
+def test_enforce_limits_refuses_instead_of_clamping():
+    enforce_limits(HOME, HOME, DT, LIMITS)
+    with pytest.raises(RefusedError) as raised:
+        enforce_limits(HOME + np.r_[0.1, np.zeros(13)], HOME, DT, LIMITS)
+    assert raised.value.refusals[0].code is RefusalCode.VELOCITY_LIMIT
+    outside = HOME.copy()
+    outside[6] = 1.5
+    with pytest.raises(RefusedError, match="left_gripper"):
+        enforce_limits(outside, None, DT, LIMITS)
+    with pytest.raises(RefusedError, match="not finite"):
+        enforce_limits(np.full(14, np.nan), None, DT, LIMITS)
+    with pytest.raises(RefusedError, match="shape"):
+        enforce_limits(HOME[:7], None, DT, LIMITS)
+    # A clock going backwards allows no motion at all.
+    with pytest.raises(RefusedError):
+        enforce_limits(HOME + 1e-3, HOME, -DT, LIMITS)
+    enforce_limits(HOME, HOME, -DT, LIMITS)
+
+
+def test_estop_latches_until_explicit_reset_and_refuses_reset_while_asserted():
+    estop = EStop()
+    assert not estop.latched and estop.refusal() is None
+    estop.update(True, "button pressed")
+    estop.update(False)
+    assert estop.latched, "releasing the source must not clear the latch"
+    estop.update(True, "pressed again")
+    verdict = estop.reset()
+    assert not verdict.accepted and "still asserts" in verdict.reason
+    assert estop.latched and "button pressed" in str(estop.refusal())
+    estop.update(False)
+    assert estop.reset().accepted
+    assert not estop.latched
+
+
+def test_deadman_starts_expired_and_expires_after_timeout():
+    deadman = Deadman(timeout=0.5)
+    assert "no heartbeat received yet" in str(deadman.refusal(0.0))
+    deadman.feed(10.0)
+    assert not deadman.expired(10.5)
+    refusal = deadman.refusal(10.6)
+    assert refusal is not None and refusal.code is RefusalCode.DEADMAN
+    assert "0.600 s" in refusal.message
+    assert Deadman(timeout=None).refusal(1e9) is None
+    with pytest.raises(ValueError, match="deadman timeout"):
+        Deadman(timeout=0.0)
+
+
+def test_gate_adds_estop_and_deadman_to_trajectory_reasons():
+    estop, deadman = EStop(), Deadman(0.5)
+    gate = SafetyGate(LIMITS, estop, deadman)
+    deadman.feed(0.0)
+    assert gate.check(chunk(), HOME, 0.0).accepted
+    estop.update(True)
+    verdict = gate.check(chunk(stamp=0.0), HOME, 2.0)
+    assert verdict.codes >= {RefusalCode.ESTOP, RefusalCode.DEADMAN, RefusalCode.STALE}
+
+
+def test_limits_from_dict_merge_defaults_and_reject_typos(tmp_path):
+    limits = SafetyLimits.from_dict(
+        {"max_plan_age": 0.3, "joints": {"left_waist": {"velocity": 1.0, "lower": -1.0}}}
+    )
+    assert limits.max_plan_age == 0.3
+    assert limits.velocity[0] == 1.0 and limits.lower[0] == -1.0
+    assert limits.upper[0] == DEFAULT_JOINT_LIMITS["left_waist"].upper
+    with pytest.raises(ValueError, match="unknown safety limit keys"):
+        SafetyLimits.from_dict({"max_plan_agee": 0.3})
+    with pytest.raises(ValueError, match="unknown limit keys"):
+        SafetyLimits.from_dict({"joints": {"left_waist": {"effort": 1.0}}})
+    with pytest.raises(ValueError, match="not commanded"):
+        SafetyLimits.from_dict({"joints": {"head_pan": {"velocity": 1.0}}})
+    with pytest.raises(ValueError, match="lower must be < upper"):
+        SafetyLimits.from_dict({"joints": {"left_waist": {"lower": 1.0, "upper": 0.0}}})
+    path = tmp_path / "limits.yaml"
+    path.write_text("max_start_deviation: 0.05\njoints:\n  right_gripper: {upper: 0.8}\n")
+    loaded = SafetyLimits.from_yaml(path)
+    assert loaded.max_start_deviation == 0.05 and loaded.upper[13] == 0.8
