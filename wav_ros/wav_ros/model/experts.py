@@ -34,22 +34,21 @@ from wav_ros.model.layers import (
 
 
 def patchify(latents: Tensor, patch: int) -> Tensor:
-    """(..., C, h, h) -> (..., (h / patch)^2, C·patch²)."""
+    """(..., C, h, w) -> (..., (h / patch)·(w / patch), patch·patch·C), row-major patches."""
     *lead, channels, height, width = latents.shape
-    grid_h, grid_w = height // patch, width // patch
-    x = latents.reshape(*lead, channels, grid_h, patch, grid_w, patch)
-    x = x.movedim(-4, -1)  # (..., grid_h, patch, grid_w, patch, C)
-    x = x.transpose(-4, -3)  # (..., grid_h, grid_w, patch, patch, C)
-    return x.reshape(*lead, grid_h * grid_w, patch * patch * channels)
+    n = len(lead)
+    x = latents.reshape(*lead, channels, height // patch, patch, width // patch, patch)
+    x = x.permute(*range(n), n + 1, n + 3, n + 2, n + 4, n)  # (..., gh, gw, p, p, C)
+    return x.reshape(*lead, (height // patch) * (width // patch), patch * patch * channels)
 
 
 def unpatchify(tokens: Tensor, patch: int, channels: int) -> Tensor:
-    """Inverse of patchify: (..., (h / patch)^2, C·patch²) -> (..., C, h, h)."""
+    """Inverse of patchify on a square grid: (..., (h / patch)^2, patch²·C) -> (..., C, h, h)."""
     *lead, count, _ = tokens.shape
+    n = len(lead)
     grid = round(count**0.5)
     x = tokens.reshape(*lead, grid, grid, patch, patch, channels)
-    x = x.transpose(-4, -3)  # (..., grid, patch, grid, patch, C)
-    x = x.movedim(-1, -5)  # (..., C, grid, patch, grid, patch)
+    x = x.permute(*range(n), n + 4, n, n + 2, n + 1, n + 3)  # (..., C, gh, p, gw, p)
     return x.reshape(*lead, channels, grid * patch, grid * patch)
 
 

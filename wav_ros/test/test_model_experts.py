@@ -1,0 +1,162 @@
+"""Shapes of every expert and flow-matching losses that fall when overfitting a tiny batch.
+
+These tests feed cached-style instruction embeddings (random 384-d tokens) so they do not need
+the text encoder; test_model_policy.py covers the encoder path.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wav_ros.model import WAVConfig, WAVPolicy
+from wav_ros.model.experts import VideoExpert, patchify, unpatchify
+
+CONFIG = WAVConfig.tiny()
+BATCH = 2
+
+
+def make_batch(seed: int = 0) -> dict[str, object]:
+    """A tiny training batch in the documented format (smooth images so the VAE can fit them)."""
+    g = torch.Generator().manual_seed(seed)
+    frames = CONFIG.memory_frames + CONFIG.future_frames
+    size = CONFIG.tokenizer.image_size
+    coarse = torch.rand(BATCH, CONFIG.num_views, frames, 3, 8, 8, generator=g)
+    images = torch.nn.functional.interpolate(coarse.flatten(0, 2), size=(size, size))
+    images = (images.view(BATCH, CONFIG.num_views, frames, 3, size, size) * 255).to(torch.uint8)
+    steps = torch.linspace(0, 1, CONFIG.chunk_size)[None, :, None]
+    return {
+        "images": images.movedim(3, -1).contiguous(),
+        "instruction_embeddings": torch.randn(BATCH, 5, CONFIG.text_encoder.embed_dim, generator=g),
+        "state": torch.randn(BATCH, CONFIG.state_dim, generator=g) * 0.3,
+        "actions": torch.randn(BATCH, 1, CONFIG.action_dim, generator=g) * 0.3 + steps,
+        "future_states": torch.randn(BATCH, 1, CONFIG.state_dim, generator=g) * 0.3 + steps,
+        "values": torch.rand(BATCH, 1, 1, generator=g) * (1 - steps),
+    }
+
+
+@pytest.fixture(scope="module")
+def policy() -> WAVPolicy:
+    torch.manual_seed(0)
+    return WAVPolicy(CONFIG)
+
+
+def test_patchify_round_trip() -> None:
+    latents = torch.randn(2, 3, 1, 4, 8, 8)
+    tokens = patchify(latents, 2)
+    assert tokens.shape == (2, 3, 1, 16, 16)
+    assert torch.equal(unpatchify(tokens, 2, 4), latents)
+
+
+def test_every_expert_has_the_documented_shapes(policy: WAVPolicy) -> None:
+    cfg = CONFIG
+    m, n, views, latent = 5, 3, cfg.num_views, cfg.tokenizer.latent_size
+    text = torch.randn(1, 7, cfg.text_encoder.embed_dim)
+    mask = torch.ones(1, 7, dtype=torch.bool)
+    memory_latents = torch.randn(1, views, cfg.memory_frames, 4, latent, latent)
+    with torch.no_grad():
+        memory = policy.video.encode_memory(memory_latents, text, mask)
+        noise = torch.randn(m, *cfg.video_noise_shape)
+        velocity, hidden = policy.video(noise, torch.full((1,), 1000.0), memory)
+        features = VideoExpert.features(memory, hidden)
+        value_kv = policy.value.project_video(features)
+        value_velocity, value_hidden = policy.value(
+            torch.randn(m, n, *cfg.value_noise_shape), torch.full((m,), 500.0), value_kv
+        )
+        value_features = torch.stack(value_hidden, dim=2)
+        contexts = policy.action.project_contexts(features[:2], value_features[:2, 0])
+        token_dim = cfg.action_dim + cfg.state_dim
+        action_velocity = policy.action(
+            torch.randn(2, cfg.chunk_size, token_dim),
+            torch.randn(2, cfg.state_dim),
+            torch.tensor([100.0, 900.0]),
+            contexts,
+        )
+    tokens = cfg.num_video_feature_tokens
+    assert velocity.shape == (m, *cfg.video_noise_shape)
+    assert len(hidden) == cfg.num_layers
+    assert hidden[0].shape == (
+        m,
+        views,
+        cfg.future_frames * cfg.tokens_per_frame,
+        cfg.video.hidden_size,
+    )
+    assert features.shape == (m, cfg.num_layers, tokens, cfg.video.hidden_size)
+    assert value_velocity.shape == (m, n, cfg.chunk_size, cfg.value.value_channels)
+    assert value_features.shape == (m, n, cfg.num_layers, cfg.chunk_size, cfg.value.hidden_size)
+    assert action_velocity.shape == (2, cfg.chunk_size, token_dim)
+    # Memory features are shared by every candidate; future features differ with the noise.
+    memory_tokens = cfg.memory_frames * cfg.tokens_per_frame
+    per_view = features.view(m, cfg.num_layers, views, -1, cfg.video.hidden_size)
+    assert torch.equal(per_view[0, :, :, :memory_tokens], per_view[1, :, :, :memory_tokens])
+    assert not torch.equal(per_view[0, :, :, memory_tokens:], per_view[1, :, :, memory_tokens:])
+
+
+def test_memory_cache_equals_a_per_candidate_memory(policy: WAVPolicy) -> None:
+    """Broadcasting one memory cache over M candidates matches repeating the memory M times."""
+    cfg = CONFIG
+    latent = cfg.tokenizer.latent_size
+    memory_latents = torch.randn(1, cfg.num_views, cfg.memory_frames, 4, latent, latent)
+    text, mask = torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool)
+    noise = torch.randn(3, *cfg.video_noise_shape)
+    t = torch.full((1,), 1000.0)
+    with torch.no_grad():
+        shared = policy.video(noise, t, policy.video.encode_memory(memory_latents, text, mask))
+        repeated_memory = policy.video.encode_memory(
+            memory_latents.expand(3, -1, -1, -1, -1, -1), text.expand(3, -1, -1), mask.expand(3, -1)
+        )
+        repeated = policy.video(noise, t.expand(3), repeated_memory)
+    torch.testing.assert_close(shared[0], repeated[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stage", ["video", "value", "action"])
+def test_flow_matching_loss_falls_when_overfitting_a_tiny_batch(stage: str) -> None:
+    losses = overfit(stage, make_batch(), steps=40, lr=3e-3)
+    print(f"\n[{stage}] flow-matching loss {losses[0]:.4f} -> {losses[-1]:.4f} in 40 Adam steps")
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_tokenizer_reconstruction_loss_falls_when_overfitting() -> None:
+    batch = make_batch()
+    batch["images"] = batch["images"][:1]
+    losses = overfit("tokenizer", batch, steps=30, lr=1e-2)
+    print(f"\n[tokenizer] L1 + MSE + KL loss {losses[0]:.4f} -> {losses[-1]:.4f} in 30 steps")
+    assert losses[-1] < 0.85 * losses[0]
+
+
+def overfit(stage: str, batch: dict[str, object], steps: int, lr: float) -> list[float]:
+    torch.manual_seed(1)
+    policy = WAVPolicy(CONFIG).train()
+    optimizer = torch.optim.Adam(policy.stage_parameters(stage), lr=lr)
+    losses = []
+    for _ in range(steps):
+        # The same noise and timesteps every step: the target is fixed, so the loss must fall.
+        loss, logs = policy.compute_loss(batch, stage, torch.Generator().manual_seed(7))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(logs["loss"])
+    return losses
+
+
+def test_stages_only_touch_their_own_parameters() -> None:
+    torch.manual_seed(2)
+    policy = WAVPolicy(CONFIG).train()
+    loss, _ = policy.compute_loss(make_batch(), "action", torch.Generator().manual_seed(0))
+    loss.backward()
+    assert all(p.grad is None for p in policy.video.parameters())
+    assert all(p.grad is None for p in policy.value.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.action.parameters())
+
+
+def test_compute_loss_names_a_missing_or_misshaped_entry(policy: WAVPolicy) -> None:
+    batch = make_batch()
+    del batch["values"]
+    with pytest.raises(ValueError, match="'values'"):
+        policy.compute_loss(batch, "value")
+    batch = make_batch()
+    batch["actions"] = batch["actions"][:, :5]
+    with pytest.raises(ValueError, match="actions"):
+        policy.compute_loss(batch, "action")
+    with pytest.raises(ValueError, match="stage must be one of"):
+        policy.compute_loss(make_batch(), "reward")
