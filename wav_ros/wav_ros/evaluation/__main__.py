@@ -1,0 +1,63 @@
+"""CLI: python -m wav_ros.evaluation --policy expert --tasks transfer_cube insertion --episodes 100
+
+--policy is `expert`, `hold_still`, or `package.module:factory` (a picklable callable returning
+a Policy, e.g. the WAV inference API's). LIBERO: --tasks libero_spatial --trials 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+from collections.abc import Callable
+
+from wav_ros.evaluation.harness import evaluate
+from wav_ros.evaluation.policies import HoldStillPolicy, Policy, ScriptedExpertPolicy
+
+
+def policy_factory(spec: str, noise: float, perturbation: str, seed: int) -> Callable[[], Policy]:
+    if spec == "expert":
+        return functools.partial(
+            ScriptedExpertPolicy, noise_std=noise, perturbation=perturbation, seed=seed
+        )
+    if spec == "hold_still":
+        return HoldStillPolicy
+    module, sep, name = spec.partition(":")
+    if not sep:
+        raise SystemExit(f"--policy must be expert, hold_still or module:factory, got {spec!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--policy", default="expert")
+    parser.add_argument("--tasks", nargs="+", required=True)
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per task")
+    parser.add_argument("--trials", type=int, default=None, help="alias of --episodes (LIBERO)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="eval_out")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-videos", action="store_true")
+    parser.add_argument("--image-size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--noise", type=float, default=0.0, help="expert joint noise std (rad)")
+    parser.add_argument("--perturbation", default="none", help="expert preset: none, mild, strong")
+    args = parser.parse_args(argv)
+    results = evaluate(
+        policy_factory(args.policy, args.noise, args.perturbation, args.seed),
+        tasks=args.tasks,
+        episodes=args.trials or args.episodes,
+        seed=args.seed,
+        out_dir=args.out,
+        workers=args.workers,
+        save_videos=not args.no_videos,
+        image_size=tuple(args.image_size),
+        max_steps=args.max_steps,
+    )
+    print(results.to_markdown(), end="")
+
+
+if __name__ == "__main__":
+    main()
