@@ -11,7 +11,8 @@ _wav_had_u=0
 # shellcheck disable=SC1091
 source "$_wav_root/install/setup.bash"
 ((_wav_had_u)) && set -u
+# The package's executables (what `ros2 run wav_ros <name>` would start), e.g. `wav`, `bringup`.
+export PATH="$_wav_root/install/wav_ros/lib/wav_ros:$PATH"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-export MUJOCO_GL="${MUJOCO_GL:-egl}"
 unset _wav_root _wav_had_u

@@ -28,8 +28,13 @@ setup(
     entry_points={
         "console_scripts": [
             "bringup = wav_ros.nodes.bringup:main",
+            "sim_bridge = wav_ros.nodes.sim_bridge:main",
+            "camera_sync = wav_ros.nodes.camera_sync:main",
+            "world_model = wav_ros.nodes.world_model:main",
+            "value = wav_ros.nodes.value:main",
             "latent_planner = wav_ros.nodes.latent_planner:main",
-            "wav = wav_ros.cli:main",
+            "action_executor = wav_ros.nodes.action_executor:main",
+            "wav = wav_ros.nodes.cli:main",
         ],
     },
 )

@@ -18,6 +18,7 @@ from wav_interfaces.msg import (
     Observation,
     PlannerStatus,
     PlanOptions,
+    TaskStatus,
     Tensor,
 )
 from wav_interfaces.srv import Imagine, Plan, Score
@@ -106,6 +107,20 @@ def planner_status() -> PlannerStatus:
     )
 
 
+def task_status() -> TaskStatus:
+    return TaskStatus(
+        header=header(),
+        task="transfer_cube",
+        instruction="hand the red cube to the left arm",
+        episode=2,
+        step=150,
+        max_steps=400,
+        progress=0.5,
+        success=True,
+        done=True,
+    )
+
+
 def trajectory() -> JointTrajectory:
     points = [
         JointTrajectoryPoint(
@@ -124,6 +139,7 @@ MESSAGES = {
     "rollout": rollout,
     "plan_options": plan_options,
     "planner_status": planner_status,
+    "task_status": task_status,
 }
 MESSAGE_TYPES = {
     "tensor": Tensor,
@@ -132,6 +148,7 @@ MESSAGE_TYPES = {
     "rollout": ImaginedRollout,
     "plan_options": PlanOptions,
     "planner_status": PlannerStatus,
+    "task_status": TaskStatus,
 }
 
 
@@ -161,11 +178,14 @@ def imagine_request() -> Imagine.Request:
         num_samples=2,
         use_seed=True,
         seed=3,
+        decode_rollout=True,
     )
 
 
 def imagine_response() -> Imagine.Response:
-    return Imagine.Response(success=True, message="imagined", features=features())
+    return Imagine.Response(
+        success=True, message="imagined", features=features(), rollout=rollout()
+    )
 
 
 def score_request() -> Score.Request:

@@ -1,0 +1,480 @@
+"""latent_planner: serves /wav/plan with WAV's latent trajectory planning.
+
+`mode: local` plans in this process with the loaded model. `mode: distributed` draws the
+candidates here but imagines them over /wav/imagine (world_model) and scores them over
+/wav/score (value), so the heavy experts can run on another machine; the observation is
+encoded and the chosen trajectory decoded here. Either way the answer is a time-stamped
+bimanual JointTrajectory, published on /wav/planned_trajectory too, with the candidates'
+value curves as a MarkerArray and a latched status.
+
+Refusals, each with its reason in the response: no model, inactive node, empty instruction,
+no observation yet, a stale or malformed observation, a plan already in progress (calls are
+never interleaved), and any failure of the model or of the remote services.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from geometry_msgs.msg import Point
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import Marker, MarkerArray
+
+from wav_interfaces.msg import ImaginedRollout, Observation, PlannerStatus
+from wav_interfaces.srv import Imagine, Plan, Score
+from wav_ros.nodes import conversions
+from wav_ros.nodes.model_host import ModelNode
+from wav_ros.nodes.qos import LATCHED
+from wav_ros.planning import LatentTrajectoryPlanner, PlannerConfig
+from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
+
+#: PlannerConfig fields exposed as `planner.<name>` parameters.
+PLANNER_PARAMETERS: tuple[str, ...] = (
+    "iterations",
+    "num_video_samples",
+    "num_value_samples",
+    "value_elite_fraction",
+    "video_elite_fraction",
+    "sigma_decay",
+    "smoothing",
+    "method",
+    "temperature",
+    "final_choice",
+    "warm_start",
+    "seed",
+)
+
+
+class PlanRefusedError(Exception):
+    """A /wav/plan call that cannot be planned; the message is returned to the caller."""
+
+
+def value_markers(header: Header, values: np.ndarray, chosen: np.ndarray) -> MarkerArray:
+    """Each candidate's best value curve as a line strip (x: step, y: candidate, z: value),
+    coloured red (low) to green (high) by its mean; the chosen plan's curve in white."""
+    markers = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
+    curves = values.max(axis=1)  # (M, L): each video candidate's best value noise
+    means = curves.mean(axis=1)
+    low, span = float(means.min()), float(np.ptp(means)) or 1.0
+    steps = curves.shape[1]
+    for index, curve in enumerate([*curves, chosen]):
+        is_chosen = index == len(curves)
+        marker = Marker(header=header, ns="wav_chosen" if is_chosen else "wav_candidates")
+        marker.id, marker.type, marker.action = index, Marker.LINE_STRIP, Marker.ADD
+        marker.pose.orientation.w = 1.0
+        marker.scale.x = 0.01 if is_chosen else 0.004
+        shade = (float(curve.mean()) - low) / span
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = (
+            (1.0, 1.0, 1.0, 1.0) if is_chosen else (1.0 - shade, shade, 0.1, 0.6)
+        )
+        y = -0.05 if is_chosen else 0.02 * index
+        marker.points = [
+            Point(x=0.5 * step / steps, y=y, z=0.2 * float(value))
+            for step, value in enumerate(curve)
+        ]
+        markers.markers.append(marker)
+    return markers
+
+
+@dataclass
+class FinalTrajectory:
+    """The chosen candidate, re-imagined and scored once more for decoding."""
+
+    video_features: Any
+    value_features: Any
+    values: np.ndarray
+    """(L,) predicted value per step."""
+    rollout: ImaginedRollout
+
+
+class LocalExperts:
+    """Imagine and score with the model in this process."""
+
+    def __init__(self, policy, context, header: Header, instruction: str) -> None:
+        self.policy, self.context = policy, context
+        self.header, self.instruction = header, instruction
+        self.last_values: np.ndarray | None = None
+
+    def imagine(self, noise):
+        return self.policy.imagine(self.context, noise)
+
+    def score(self, features, noise):
+        values = self.policy.score(self.context, features, noise, return_features=False).values
+        self.last_values = values.cpu().numpy()
+        return values
+
+    def finish(self, video_noise, value_noise, want_rollout: bool) -> FinalTrajectory:
+        features = self.policy.imagine(self.context, video_noise[None])
+        scores = self.policy.score(self.context, features, value_noise[None, None])
+        frames = self.policy.decode_frames(self.context, video_noise) if want_rollout else None
+        values = scores.values[0, 0].cpu().numpy()
+        rollout = conversions.rollout_message(
+            self.header,
+            self.instruction,
+            list(self.policy.config.camera_names),
+            frames,
+            values,
+            float(scores.snr.item()),
+        )
+        return FinalTrajectory(features, scores.features, values, rollout)
+
+
+class RemoteExperts:
+    """Imagine over /wav/imagine and score over /wav/score; features pass through opaquely."""
+
+    def __init__(self, node: LatentPlannerNode, observation: Observation, instruction: str):
+        self.node, self.observation, self.instruction = node, observation, instruction
+        self.last_values: np.ndarray | None = None
+        self._last_reply: Score.Response | None = None
+
+    def imagine(self, noise, decode_rollout: bool = False) -> Imagine.Response:
+        request = Imagine.Request(observation=self.observation, instruction=self.instruction)
+        request.video_noise = conversions.array_to_tensor("video_noise", noise.cpu().numpy())
+        request.decode_rollout = decode_rollout
+        return self.node.call(self.node.imagine_client, request)
+
+    def score(self, imagined: Imagine.Response, noise):
+        import torch
+
+        request = Score.Request(features=imagined.features)
+        request.value_noise = conversions.array_to_tensor("value_noise", noise.cpu().numpy())
+        self._last_reply = self.node.call(self.node.score_client, request)
+        self.last_values = conversions.tensor_to_array(self._last_reply.values, name="values")
+        return torch.from_numpy(self.last_values)
+
+    def finish(self, video_noise, value_noise, want_rollout: bool) -> FinalTrajectory:
+        import torch
+
+        from wav_ros.model import ValueFeatures, VideoFeatures
+
+        candidate_values = self.last_values
+        imagined = self.imagine(video_noise[None], decode_rollout=want_rollout)
+        values = self.score(imagined, value_noise[None, None])[0, 0].numpy()
+        self.last_values = candidate_values
+
+        def unpack(features, cls):
+            arrays = conversions.features_to_arrays(features)
+            return cls.from_tensor(torch.from_numpy(arrays["hidden_states"]))
+
+        rollout = imagined.rollout
+        rollout.values = values.astype(np.float32)
+        return FinalTrajectory(
+            unpack(imagined.features, VideoFeatures),
+            unpack(self._last_reply.value_features, ValueFeatures),
+            values,
+            rollout,
+        )
+
+
+class LatentPlannerNode(ModelNode):
+    """The /wav/plan service; see the module docstring."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("latent_planner", **kwargs)
+        declare = self.declare_parameter
+        declare("mode", "local")
+        declare("observation_topic", "/wav/observation")
+        declare("max_observation_age", 0.5)
+        planner_defaults = PlannerConfig()
+        for name in PLANNER_PARAMETERS:
+            declare(f"planner.{name}", getattr(planner_defaults, name))
+        declare("visualize", True)
+        declare("frame_id", "world")
+        declare("imagine_service", "/wav/imagine")
+        declare("score_service", "/wav/score")
+        declare("service_timeout", 10.0)
+
+        self._plan_lock = threading.Lock()
+        self._observation: Observation | None = None
+        self._observation_lock = threading.Lock()
+        self._status = PlannerStatus(
+            state=PlannerStatus.STATE_UNCONFIGURED, message=self.load_error
+        )
+        self._clients_group = ReentrantCallbackGroup()
+        self._status_publisher = self.create_publisher(PlannerStatus, "/wav/status", LATCHED)
+        self._trajectory_publisher = self.create_publisher(
+            JointTrajectory, "/wav/planned_trajectory", LATCHED
+        )
+        self._marker_publisher = self.create_publisher(MarkerArray, "/wav/candidates", 1)
+        self._rollout_publisher = self.create_publisher(
+            ImaginedRollout, "/wav/imagined_rollout", LATCHED
+        )
+        self.create_subscription(
+            Observation,
+            self.get_parameter("observation_topic").value,
+            self._on_observation,
+            5,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self.imagine_client = self.create_client(
+            Imagine, self.get_parameter("imagine_service").value, callback_group=self._clients_group
+        )
+        self.score_client = self.create_client(
+            Score, self.get_parameter("score_service").value, callback_group=self._clients_group
+        )
+        # The plan service exists from the start so that callers get a reason, not silence.
+        self.create_service(
+            Plan, "/wav/plan", self._on_plan, callback_group=ReentrantCallbackGroup()
+        )
+        self._publish_status()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state):
+        result = super().on_configure(state)
+        self._status.model_loaded = self.policy is not None
+        self._status.checkpoint = str(self.checkpoint_path)
+        self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error or "configured")
+        if self.policy is not None:
+            self.policy.planner = self._make_planner()
+        return result
+
+    def on_activate(self, state):
+        result = super().on_activate(state)
+        self._set_state(PlannerStatus.STATE_IDLE, "ready")
+        return result
+
+    def on_deactivate(self, state):
+        result = super().on_deactivate(state)
+        self._set_state(PlannerStatus.STATE_UNCONFIGURED, "deactivated")
+        return result
+
+    def on_cleanup(self, state):
+        result = super().on_cleanup(state)
+        self._status.model_loaded = False
+        self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error)
+        return result
+
+    def _make_planner(self) -> LatentTrajectoryPlanner:
+        values = {name: self.get_parameter(f"planner.{name}").value for name in PLANNER_PARAMETERS}
+        return LatentTrajectoryPlanner(PlannerConfig(**values))
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_observation(self, message: Observation) -> None:
+        with self._observation_lock:
+            self._observation = message
+
+    def _on_plan(self, request: Plan.Request, response: Plan.Response) -> Plan.Response:
+        if not self._plan_lock.acquire(blocking=False):
+            return self._refuse(
+                response, "busy: another /wav/plan call is in progress; calls are not interleaved"
+            )
+        started = time.perf_counter()
+        try:
+            self._set_state(PlannerStatus.STATE_PLANNING, f"planning: {request.instruction!r}")
+            self._plan(request, response)
+        except PlanRefusedError as refusal:
+            return self._refuse(response, str(refusal))
+        except Exception as error:
+            self.get_logger().error(f"planning failed: {error!r}")
+            return self._refuse(response, f"planning failed: {type(error).__name__}: {error}")
+        finally:
+            self._plan_lock.release()
+        response.planning_time = time.perf_counter() - started
+        self._status.plans_completed += 1
+        self._status.last_instruction = request.instruction
+        self._status.last_predicted_value = response.predicted_value
+        self._status.last_planning_time = response.planning_time
+        self._set_state(PlannerStatus.STATE_IDLE, response.message)
+        return response
+
+    def _refuse(self, response: Plan.Response, reason: str) -> Plan.Response:
+        response.success = False
+        response.message = reason
+        self._status.plans_refused += 1
+        state = (
+            PlannerStatus.STATE_IDLE
+            if self.policy is not None and self.active
+            else (PlannerStatus.STATE_UNCONFIGURED)
+        )
+        self._set_state(state, reason)
+        return response
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, request: Plan.Request, response: Plan.Response) -> None:
+        reason = self.unavailable_reason()
+        if reason:
+            raise PlanRefusedError(reason)
+        instruction = request.instruction.strip()
+        if not instruction:
+            raise PlanRefusedError("empty instruction: say what the arms should do")
+        observation = self._fresh_observation()
+        config = self.policy.config
+        try:
+            images, state = conversions.observation_to_arrays(
+                observation, config.camera_names, JOINT_NAMES
+            )
+        except ValueError as error:
+            raise PlanRefusedError(f"observation refused: {error}") from error
+        images = self._fit_images(images)
+        options = request.options
+        planner_config = self._request_planner_config(options)
+        if planner_config != self.policy.planner.config:
+            self.policy.planner = LatentTrajectoryPlanner(planner_config)
+        if options.reset_warm_start:
+            self.policy.reset()
+        want_rollout = bool(options.return_rollout or self.get_parameter("visualize").value)
+        header = Header(
+            stamp=self.get_clock().now().to_msg(), frame_id=self.get_parameter("frame_id").value
+        )
+        context = self.policy.encode_observation(images, state, instruction)
+        mode = self.get_parameter("mode").value
+        if mode == "local":
+            experts = LocalExperts(self.policy, context, header, instruction)
+        elif mode == "distributed":
+            self._require_services()
+            experts = RemoteExperts(self, observation, instruction)
+        else:
+            raise PlanRefusedError(f"unknown mode {mode!r}: use 'local' or 'distributed'")
+        generator = (
+            torch.Generator().manual_seed(int(options.seed))
+            if options.use_seed
+            else self.policy.planner.generator
+        )
+        outcome = self.policy.planner.plan(
+            imagine=experts.imagine,
+            score=experts.score,
+            video_shape=self.policy.config.video_noise_shape,
+            value_shape=self.policy.config.value_noise_shape,
+            generator=generator,
+            device=self.policy.device,
+        )
+        final = experts.finish(outcome.video_noise, outcome.value_noise, want_rollout)
+        actions = self.policy.decode_actions(
+            context, final.video_features, final.value_features, generator
+        )
+        self._fill_response(
+            request,
+            response,
+            header,
+            observation,
+            actions,
+            final,
+            outcome.stats,
+            experts.last_values,
+        )
+
+    def _fresh_observation(self) -> Observation:
+        with self._observation_lock:
+            observation = self._observation
+        topic = self.get_parameter("observation_topic").value
+        if observation is None:
+            raise PlanRefusedError(f"no observation received on {topic} yet")
+        age = self.get_clock().now().nanoseconds * 1e-9 - conversions.time_to_seconds(
+            observation.header.stamp
+        )
+        max_age = self.get_parameter("max_observation_age").value
+        if age > max_age:
+            raise PlanRefusedError(
+                f"stale observation: the latest on {topic} is {age:.3f} s old "
+                f"(max_observation_age {max_age} s); is the camera or camera_sync running?"
+            )
+        return observation
+
+    def _fit_images(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from wav_ros.model import resize_images
+
+        size = self.policy.config.tokenizer.image_size
+        if all(image.shape[:2] == (size, size) for image in images.values()):
+            return images
+        return resize_images(images, size)
+
+    def _request_planner_config(self, options):
+        config = self.policy.planner.config
+        changes: dict[str, Any] = {}
+        if options.iterations >= 0:
+            changes["iterations"] = int(options.iterations)
+        if options.num_video_samples > 0:
+            changes["num_video_samples"] = int(options.num_video_samples)
+        if options.num_value_samples > 0:
+            changes["num_value_samples"] = int(options.num_value_samples)
+        try:
+            return config.replace(**changes) if changes else config
+        except ValueError as error:
+            raise PlanRefusedError(f"invalid plan options: {error}") from error
+
+    def _require_services(self) -> None:
+        timeout = self.get_parameter("service_timeout").value
+        for client in (self.imagine_client, self.score_client):
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise PlanRefusedError(
+                    f"service {client.srv_name} is not available (mode distributed)"
+                )
+
+    def call(self, client, request):
+        """A blocking call to a service of the graph; a refusal or timeout refuses the plan."""
+        reply = client.call(request, timeout_sec=self.get_parameter("service_timeout").value)
+        if reply is None:
+            raise PlanRefusedError(f"{client.srv_name} did not answer in time")
+        if not reply.success:
+            raise PlanRefusedError(f"{client.srv_name} refused: {reply.message}")
+        return reply
+
+    # ------------------------------------------------------------------ results
+    def _fill_response(
+        self, request, response, header, observation, actions, final, stats, candidate_values
+    ) -> None:
+        response.trajectory = conversions.actions_to_trajectory(
+            actions, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ
+        )
+        response.predicted_value = float(final.values[0])
+        response.observation_stamp = observation.header.stamp
+        response.best_rollout = final.rollout
+        if not request.options.return_rollout:
+            response.best_rollout.frames = []
+            response.best_rollout.num_future_frames = 0
+        names, values = flatten_stats(dict(stats, final_snr=final.rollout.snr))
+        response.stat_names, response.stat_values = names, values
+        response.success = True
+        response.message = (
+            f"planned {len(actions)} steps for {request.instruction!r}: "
+            f"predicted value {response.predicted_value:.3f}"
+        )
+        self._trajectory_publisher.publish(response.trajectory)
+        if not self.get_parameter("visualize").value:
+            return
+        if final.rollout.frames and self.get_parameter("mode").value == "local":
+            self._rollout_publisher.publish(final.rollout)  # distributed: world_model publishes
+        if candidate_values is not None:
+            self._marker_publisher.publish(value_markers(header, candidate_values, final.values))
+
+    # ------------------------------------------------------------------ status
+    def _set_state(self, state: int, message: str) -> None:
+        self._status.state = state
+        self._status.message = message
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        self._status.header.stamp = self.get_clock().now().to_msg()
+        self._status_publisher.publish(self._status)
+
+
+def flatten_stats(stats: dict[str, Any]) -> tuple[list[str], list[float]]:
+    """Planner statistics → parallel name/value lists (lists become name_iter_<k>)."""
+    names: list[str] = []
+    values: list[float] = []
+    for key, value in stats.items():
+        if isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                names.append(f"{key}_iter_{index}")
+                values.append(float(item))
+        elif isinstance(value, int | float):
+            names.append(key)
+            values.append(float(value))
+    return names, values
+
+
+def main(args: list[str] | None = None) -> None:
+    from wav_ros.nodes.spin import run_nodes
+
+    run_nodes([LatentPlannerNode], args=args, threads=3)
+
+
+if __name__ == "__main__":
+    main()

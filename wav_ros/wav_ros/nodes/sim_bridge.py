@@ -1,0 +1,220 @@
+"""sim_bridge: the simulated bimanual robot on the ROS graph, standing in for a real ALOHA.
+
+Steps the MuJoCo simulation at the control rate and publishes what a real ALOHA-style setup
+publishes: rgb8 images on /<camera>/image_raw (sensor-data QoS), /joint_states, /clock (sim
+time), plus /sim/task_status. It follows position targets from /sim/joint_commands
+(sensor_msgs/JointState, the action_executor's `sim` backend). A command that is malformed
+or outside the joint limits is refused and the arms hold their last valid target.
+
+The simulation lives on one thread of its own: an offscreen GL context belongs to the thread
+that made it, and a dedicated loop keeps the 50 Hz period independent of the executor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from wav_interfaces.msg import TaskStatus
+from wav_ros.nodes import conversions
+from wav_ros.nodes.image_codec import array_to_image
+from wav_ros.nodes.qos import LATCHED, SENSOR_DATA
+from wav_ros.robot_description import CAMERA_NAMES, CONTROL_HZ, JOINT_NAMES
+
+
+class SimBridgeNode(Node):
+    """See the module docstring. Parameters: task, instruction, seed, image_size, cameras,
+    camera_rate, command_topic, real_time."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_bridge", **kwargs)
+        declare = self.declare_parameter
+        declare("task", "transfer_cube")
+        declare("instruction", "")
+        declare("seed", 0)
+        declare("image_size", [128, 128])
+        declare("cameras", list(CAMERA_NAMES))
+        declare("camera_rate", 10.0)
+        declare("command_topic", "/sim/joint_commands")
+        declare("frame_id", "world")
+
+        from wav_ros.sim import make_env
+
+        self._cameras = tuple(self.get_parameter("cameras").value)
+        self._env = make_env(
+            self.get_parameter("task").value,
+            image_size=tuple(self.get_parameter("image_size").value),
+            cameras=self._cameras,
+            terminate_on_success=True,
+        )
+        self._lock = threading.Lock()
+        self._episode = 0
+        self._target: np.ndarray | None = None
+        self._done = False
+        self._success = False
+        self._progress = 0.0
+        self.commands_refused = 0
+        self._ticks = 0
+        self._render_every = max(1, round(CONTROL_HZ / self.get_parameter("camera_rate").value))
+
+        self._image_publishers = {
+            camera: self.create_publisher(Image, f"/{camera}/image_raw", SENSOR_DATA)
+            for camera in self._cameras
+        }
+        self._joint_publisher = self.create_publisher(JointState, "/joint_states", SENSOR_DATA)
+        self._clock_publisher = self.create_publisher(Clock, "/clock", 10)
+        self._status_publisher = self.create_publisher(TaskStatus, "/sim/task_status", LATCHED)
+        self.create_subscription(
+            JointState, self.get_parameter("command_topic").value, self._on_command, 10
+        )
+        self.create_service(Trigger, "/sim/reset", self._on_reset)
+        self._reset_requests: list[threading.Event] = []
+        self._running = True
+        self._first_episode = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sim_bridge", daemon=True)
+        self._thread.start()
+        self._first_episode.wait()
+
+    # ------------------------------------------------------------------ episode
+    def _reset(self) -> str:
+        instruction = self.get_parameter("instruction").value or None
+        seed = int(self.get_parameter("seed").value) + self._episode
+        with self._lock:
+            observation = self._env.reset(seed=seed, instruction=instruction)
+            self._target = observation.qpos.copy()
+            self._done = self._success = False
+            self._progress = 0.0
+            self._episode += 1
+            self._publish(observation, render=True)
+        self._last_reset = f"episode {self._episode}: {self._env.instruction!r} (seed {seed})"
+        self.get_logger().info(self._last_reset)
+        return self._last_reset
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        done = threading.Event()
+        with self._lock:
+            self._reset_requests.append(done)
+        response.success = done.wait(timeout=10.0)
+        response.message = self._last_reset if response.success else "reset timed out"
+        return response
+
+    @property
+    def instruction(self) -> str:
+        return self._env.instruction
+
+    # ------------------------------------------------------------------ commands
+    def _on_command(self, message: JointState) -> None:
+        """Accept a full 14-joint position target by name; refuse anything else, say why."""
+        try:
+            target = self._command_target(message)
+        except ValueError as error:
+            self.commands_refused += 1
+            self.get_logger().warning(
+                f"refused joint command: {error}; holding the last target",
+                throttle_duration_sec=1.0,
+            )
+            return
+        with self._lock:
+            self._target = target
+
+    def _command_target(self, message: JointState) -> np.ndarray:
+        if len(message.name) != len(message.position):
+            raise ValueError(f"{len(message.name)} names but {len(message.position)} positions")
+        positions = dict(zip(message.name, message.position, strict=True))
+        missing = [name for name in JOINT_NAMES if name not in positions]
+        if missing:
+            raise ValueError(f"missing joints {missing}")
+        target = np.array([positions[name] for name in JOINT_NAMES], dtype=np.float64)
+        self._env.validate_action(target)  # raises ValueError naming the offending joint
+        return target
+
+    # ------------------------------------------------------------------ stepping
+    def _loop(self) -> None:
+        """Step at CONTROL_HZ on absolute deadlines (no drift); resets run here too."""
+        self._reset()
+        self._first_episode.set()
+        period = 1.0 / CONTROL_HZ
+        deadline = time.monotonic()
+        while self._running:
+            with self._lock:
+                requests, self._reset_requests = self._reset_requests, []
+            if requests:
+                self._reset()
+                for request in requests:
+                    request.set()
+            self._on_tick()
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                deadline = time.monotonic()  # overran: do not try to catch up
+
+    def _on_tick(self) -> None:
+        """One control period: step (or, once the episode is over, just observe) and publish.
+
+        After the episode ends the arms keep still and the cameras keep publishing, like a
+        real robot between episodes, until /sim/reset starts the next one.
+        """
+        self._ticks += 1
+        render = self._ticks % self._render_every == 0
+        with self._lock:
+            if self._done:
+                self._publish(self._env.observe(render=render), render=render)
+                return
+            result = self._env.step(self._target, render=render)
+            self._progress = float(result.reward)
+            self._success = bool(result.info.get("success", False))
+            self._done = bool(result.terminated or result.truncated)
+            self._publish(result.observation, render=render)
+
+    def _publish(self, observation, *, render: bool) -> None:
+        stamp = self.get_clock().now().to_msg()
+        header = Header(stamp=stamp, frame_id=self.get_parameter("frame_id").value)
+        if render:
+            images = observation.images
+            for camera, publisher in self._image_publishers.items():
+                publisher.publish(
+                    array_to_image(images[camera], header=Header(stamp=stamp, frame_id=camera))
+                )
+        joint_state = JointState(header=header, name=list(JOINT_NAMES))
+        joint_state.position = observation.qpos.astype(np.float64).tolist()
+        joint_state.velocity = observation.qvel.astype(np.float64).tolist()
+        self._joint_publisher.publish(joint_state)
+        self._clock_publisher.publish(Clock(clock=conversions.seconds_to_time(observation.time)))
+        self._status_publisher.publish(
+            TaskStatus(
+                header=header,
+                task=self._env.config.task,
+                instruction=self._env.instruction,
+                episode=self._episode,
+                step=self._env.step_count,
+                max_steps=self._env.max_steps,
+                progress=self._progress,
+                success=self._success,
+                done=self._done,
+            )
+        )
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self._env.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    from wav_ros.nodes.spin import run_nodes
+
+    run_nodes([SimBridgeNode], args=args, threads=1)
+
+
+if __name__ == "__main__":
+    main()

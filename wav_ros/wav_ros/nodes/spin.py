@@ -1,0 +1,50 @@
+"""Running one or several nodes in a process: init, autostart lifecycle nodes, spin, clean exit.
+
+Every console script and the in-process bringup go through `run_nodes`, so they handle
+arguments, signals and shutdown the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from wav_ros.nodes.model_host import ModelNode
+
+
+def run_nodes(
+    factories: Sequence[Callable[[], Node]],
+    *,
+    args: list[str] | None = None,
+    threads: int = 2,
+    on_ready: Callable[[list[Node]], None] | None = None,
+) -> None:
+    """Create the nodes, configure+activate those that hold a model, spin until shutdown.
+
+    `threads` > 1 lets a long service callback (a plan) run while observations keep arriving
+    and, in the in-process graph, while the world model and value nodes answer it.
+    """
+    rclpy.init(args=args)
+    nodes: list[Node] = []
+    try:
+        nodes = [factory() for factory in factories]
+        for node in nodes:
+            if isinstance(node, ModelNode):
+                node.autostart()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        for node in nodes:
+            executor.add_node(node)
+        names = ", ".join(node.get_name() for node in nodes)
+        nodes[0].get_logger().info(f"ready: {names}")
+        if on_ready is not None:
+            on_ready(nodes)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()

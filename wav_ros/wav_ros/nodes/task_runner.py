@@ -1,0 +1,185 @@
+"""The closed-loop task runner: plan, execute the first steps of the chunk, re-plan.
+
+Stops when the task reports success, when the step budget is spent, or on a refusal it cannot
+recover from. When the predicted value drops below `value_threshold` twice in a row it drops
+the planner's warm start and re-plans from scratch, and counts it in the report.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+from rclpy.action import ActionClient
+from rclpy.node import Node
+from trajectory_msgs.msg import JointTrajectory
+
+from wav_interfaces.action import ExecuteTrajectory
+from wav_interfaces.msg import PlanOptions, TaskStatus
+from wav_interfaces.srv import Plan
+from wav_ros.nodes.qos import LATCHED
+
+
+@dataclass
+class TaskRunnerConfig:
+    """How the runner closes the loop."""
+
+    instruction: str
+    """What to ask /wav/plan for; empty uses the task's own instruction from /sim/task_status."""
+    steps_per_plan: int = 8
+    """Action steps executed from each planned chunk before re-planning."""
+    max_steps: int = 400
+    """Step budget of the episode (control steps)."""
+    value_threshold: float = float("-inf")
+    """Predicted value below which a plan counts as poor; two in a row reset the planner."""
+    timeout: float = 30.0
+    """Seconds to wait for one plan or one execution."""
+    options: PlanOptions = field(default_factory=PlanOptions)
+    """Options passed with every /wav/plan call."""
+
+    def __post_init__(self) -> None:
+        if self.steps_per_plan < 1:
+            raise ValueError(f"steps_per_plan must be >= 1, got {self.steps_per_plan}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+
+
+@dataclass
+class TaskReport:
+    """What one closed-loop episode did."""
+
+    instruction: str
+    success: bool = False
+    steps: int = 0
+    plans: int = 0
+    replans_from_scratch: int = 0
+    planning_times: list[float] = field(default_factory=list)
+    predicted_values: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+
+    def summary(self) -> dict[str, object]:
+        times = sorted(self.planning_times)
+        data = asdict(self)
+        data["planning_time_p50"] = times[len(times) // 2] if times else None
+        data["planning_time_max"] = times[-1] if times else None
+        return data
+
+
+def truncate(trajectory: JointTrajectory, steps: int) -> JointTrajectory:
+    """The first `steps` points of a trajectory (same header and joints)."""
+    return JointTrajectory(
+        header=trajectory.header,
+        joint_names=trajectory.joint_names,
+        points=list(trajectory.points[:steps]),
+    )
+
+
+class TaskRunner(Node):
+    """A client of /wav/plan, the ExecuteTrajectory action and /sim/task_status.
+
+    `run` blocks; the node must be spun by an executor in another thread meanwhile.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("task_runner", **kwargs)
+        self.plan_client = self.create_client(Plan, "/wav/plan")
+        self.execute_client = ActionClient(self, ExecuteTrajectory, "/wav/execute_trajectory")
+        self.status: TaskStatus | None = None
+        self.create_subscription(TaskStatus, "/sim/task_status", self._on_status, LATCHED)
+
+    def _on_status(self, message: TaskStatus) -> None:
+        self.status = message
+
+    def wait_for_graph(self, timeout: float) -> str:
+        """ "" when /wav/plan and the executor are up, else what is missing."""
+        if not self.plan_client.wait_for_service(timeout_sec=timeout):
+            return "/wav/plan is not available"
+        if not self.execute_client.wait_for_server(timeout_sec=timeout):
+            return "the /wav/execute_trajectory action server is not available"
+        return ""
+
+    def run(self, config: TaskRunnerConfig) -> TaskReport:
+        report = TaskReport(instruction=config.instruction)
+        missing = self.wait_for_graph(config.timeout)
+        if missing:
+            report.stop_reason = missing
+            return report
+        start_step = self.status.step if self.status is not None else 0
+        poor_in_a_row = 0
+        reset_next = True
+        while True:
+            status = self.status
+            if status is not None:
+                report.steps = status.step - start_step
+                if status.success:
+                    report.success, report.stop_reason = True, "task succeeded"
+                    return report
+                if status.done:
+                    report.stop_reason = "the episode ended without success"
+                    return report
+            if report.steps >= config.max_steps:
+                report.stop_reason = f"step budget of {config.max_steps} spent"
+                return report
+            instruction = config.instruction or (status.instruction if status else "")
+            report.instruction = instruction
+            plan = self._plan(instruction, config, reset_next)
+            reset_next = False
+            if not plan.success:
+                report.stop_reason = f"plan refused: {plan.message}"
+                return report
+            report.plans += 1
+            report.planning_times.append(plan.planning_time)
+            report.predicted_values.append(plan.predicted_value)
+            poor_in_a_row = (
+                poor_in_a_row + 1 if plan.predicted_value < config.value_threshold else 0
+            )
+            if poor_in_a_row >= 2:
+                report.replans_from_scratch += 1
+                poor_in_a_row = 0
+                reset_next = True
+                self.get_logger().warning(
+                    f"predicted value {plan.predicted_value:.3f} below "
+                    f"{config.value_threshold} twice in a row: re-planning from scratch"
+                )
+                continue
+            error = self._execute(truncate(plan.trajectory, config.steps_per_plan), config)
+            if error:
+                report.stop_reason = error
+                return report
+
+    def _plan(self, instruction: str, config: TaskRunnerConfig, reset: bool) -> Plan.Response:
+        options = PlanOptions()
+        for slot in PlanOptions.get_fields_and_field_types():
+            setattr(options, slot, getattr(config.options, slot))
+        options.reset_warm_start = reset or config.options.reset_warm_start
+        response = self.plan_client.call(
+            Plan.Request(instruction=instruction, options=options), timeout_sec=config.timeout
+        )
+        if response is None:
+            return Plan.Response(success=False, message="/wav/plan did not answer in time")
+        return response
+
+    def _execute(self, trajectory: JointTrajectory, config: TaskRunnerConfig) -> str:
+        """Run one goal to its end; "" on success, else why it failed."""
+        goal = ExecuteTrajectory.Goal(trajectory=trajectory, blend=True)
+        handle = _wait(self.execute_client.send_goal_async(goal), config.timeout)
+        if handle is None:
+            return "the executor did not answer the goal in time"
+        if not handle.accepted:
+            return "the executor rejected the goal"
+        wrapped = _wait(handle.get_result_async(), config.timeout)
+        if wrapped is None:
+            return "the execution did not finish in time"
+        result = wrapped.result
+        if result.error_code != ExecuteTrajectory.Result.SUCCEEDED:
+            return f"execution failed (code {result.error_code}): {result.message}"
+        return ""
+
+
+def _wait(future, timeout: float):
+    """Wait for a future completed by an executor spinning in another thread; None on timeout."""
+    finished = threading.Event()
+    future.add_done_callback(lambda _: finished.set())
+    if not finished.wait(timeout):
+        return None
+    return future.result()
