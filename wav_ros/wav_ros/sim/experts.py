@@ -104,9 +104,25 @@ def _home(home: Home, t: int, side: str, gripper: float = 0.0) -> Waypoint:
     return _wp(t, home[side][0], home[side][1], gripper)
 
 
+#: Arm base positions (x, y) in the world, for turning grasps towards the object.
+ARM_BASE_XY = {"left": np.array([-0.469, 0.5]), "right": np.array([0.469, 0.5])}
+
+
+def facing(side: str, target: np.ndarray, quat: np.ndarray, fraction: float = 1.0) -> np.ndarray:
+    """`quat` turned about the vertical so the gripper points (`fraction` of the way) from its
+    arm's base to target: far off the arm's axis, an unturned pitched grasp is out of reach."""
+    dx, dy = target[:2] - ARM_BASE_XY[side]
+    yaw = fraction * np.angle(
+        np.exp(1j * (np.arctan2(dy, dx) - (np.pi if side == "right" else 0.0)))
+    )
+    turned = np.zeros(4)
+    mujoco.mju_mulQuat(turned, axis_angle_quat((0, 0, 1), np.rad2deg(yaw)), quat)
+    return turned
+
+
 def plan_transfer_cube(home: Home, cube: np.ndarray) -> Plan:
-    """ACT's PickAndTransferPolicy."""
-    pick = PICK_QUAT["right"]
+    """ACT's PickAndTransferPolicy, with the grasp turned towards the cube."""
+    pick = facing("right", cube, PICK_QUAT["right"])
     left = [
         _home(home, 0, "left"),
         _wp(100, MEET_XYZ + _v(-0.1, 0, -0.02), MEET_LEFT_QUAT, 1),
@@ -129,28 +145,35 @@ def plan_transfer_cube(home: Home, cube: np.ndarray) -> Plan:
     return Plan({"left": left, "right": right}, carries=[("right", 175, 300), ("left", 330, 400)])
 
 
+#: How far the insertion grasps turn towards peg and socket (the rest the jaws absorb).
+INSERTION_YAW_FRACTION = 1.0
+
+
 def plan_insertion(home: Home, peg: np.ndarray, socket: np.ndarray) -> Plan:
-    """ACT's InsertionPolicy."""
+    """ACT's InsertionPolicy; the peg grasp is turned towards the peg and kept to the end, so
+    the peg stays parallel to the socket."""
     meet = np.array([0.0, 0.5, 0.15])
     lift_right = 0.00715
-    ql, qr = PICK_QUAT["left"], PICK_QUAT["right"]
+    ql = PICK_QUAT["left"]
+    grasp_left = facing("left", socket, ql, INSERTION_YAW_FRACTION)
+    grasp_right = facing("right", peg, PICK_QUAT["right"], INSERTION_YAW_FRACTION)
     left = [
         _home(home, 0, "left"),
-        _wp(120, socket + _v(0, 0, 0.08), ql, 1),
-        _wp(170, socket + _v(0, 0, -0.03), ql, 1),
-        _wp(220, socket + _v(0, 0, -0.03), ql, 0),
+        _wp(120, socket + _v(0, 0, 0.08), grasp_left, 1),
+        _wp(170, socket + _v(0, 0, -0.03), grasp_left, 1),
+        _wp(220, socket + _v(0, 0, -0.03), grasp_left, 0),
         _wp(285, meet + _v(-0.1, 0, 0), ql, 0),
         _wp(340, meet + _v(-0.05, 0, 0), ql, 0),
         _wp(400, meet + _v(-0.05, 0, 0), ql, 0),
     ]
     right = [
         _home(home, 0, "right"),
-        _wp(120, peg + _v(0, 0, 0.08), qr, 1),
-        _wp(170, peg + _v(0, 0, -0.03), qr, 1),
-        _wp(220, peg + _v(0, 0, -0.03), qr, 0),
-        _wp(285, meet + _v(0.1, 0, lift_right), qr, 0),
-        _wp(340, meet + _v(0.05, 0, lift_right), qr, 0),
-        _wp(400, meet + _v(0.05, 0, lift_right), qr, 0),
+        _wp(120, peg + _v(0, 0, 0.08), grasp_right, 1),
+        _wp(170, peg + _v(0, 0, -0.03), grasp_right, 1),
+        _wp(220, peg + _v(0, 0, -0.03), grasp_right, 0),
+        _wp(285, meet + _v(0.1, 0, lift_right), PICK_QUAT["right"], 0),
+        _wp(340, meet + _v(0.05, 0, lift_right), PICK_QUAT["right"], 0),
+        _wp(400, meet + _v(0.05, 0, lift_right), PICK_QUAT["right"], 0),
     ]
     return Plan({"left": left, "right": right}, carries=[("right", 225, 330), ("left", 225, 330)])
 
