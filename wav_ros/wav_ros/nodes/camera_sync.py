@@ -38,6 +38,9 @@ from wav_ros.robot_description import CAMERA_NAMES, JOINT_NAMES
 DROP_REASONS: tuple[str, ...] = ("bad_encoding", "missing_joints", "incomplete", "stale")
 JOINT_STATES_INPUT = "joint_states"
 WARNING_THROTTLE_S = 5.0
+#: Reliable KEEP_LAST history of /wav/observation: a reader may lag this many sets (~170 ms
+#: at 30 Hz) before the oldest is overwritten; consumers want the latest, not a backlog.
+OBSERVATION_DEPTH = 5
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ class CameraSyncNode(Node):
         self._publisher = self.create_publisher(
             Observation,
             config.observation_topic,
-            QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE),
+            QoSProfile(depth=OBSERVATION_DEPTH, reliability=QoSReliabilityPolicy.RELIABLE),
         )
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         for index, topic in enumerate(config.camera_topics):
@@ -336,7 +339,12 @@ class CameraSyncNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run camera_sync until Ctrl-C or SIGTERM (rclpy's signal handlers end the spin)."""
+    """Run camera_sync until Ctrl-C or SIGTERM (rclpy's signal handlers end the spin).
+
+    A SingleThreadedExecutor: every callback touches the synchroniser, so more threads would
+    only add lock contention and, on few cores, tail latency. (rclpy's experimental
+    EventsExecutor was tried: it neither delivered sets nor stopped on SIGTERM here.)
+    """
     rclpy.init(args=args)
     node = None
     try:
