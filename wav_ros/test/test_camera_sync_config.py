@@ -1,4 +1,4 @@
-"""camera_sync's parameters (declared in code, set from config/camera_sync.yaml); joint reorder."""
+"""camera_sync's parameters (set from config/camera_sync.yaml), joint reorder and counters."""
 
 from __future__ import annotations
 
@@ -115,3 +115,28 @@ def test_unusable_joint_states_are_refused(names, position, velocity, match):
 
     with pytest.raises(ValueError, match=match):
         reorder_joint_state(joint_state(names, position, velocity), ("a", "b"))
+
+
+def test_statistics_keep_totals_and_reset_the_window():
+    from wav_ros.nodes.camera_sync import SyncStatistics
+
+    stats = SyncStatistics()
+    for name in ("cam_high", "cam_high", "joint_states"):
+        stats.receive(name)
+    stats.drop("bad_encoding", "cam_high")
+    stats.drop("stale")
+    stats.publish(0.004)
+    stats.publish(0.002)
+    window = stats.close_window()
+    assert window.received == {"cam_high": 2, "joint_states": 1}
+    assert (window.drops, window.published) == (2, 2)
+    assert window.lags.tolist() == [0.004, 0.002]
+    assert stats.drops_by_reason() == {
+        "bad_encoding": 1,
+        "missing_joints": 0,
+        "incomplete": 0,
+        "stale": 1,
+    }
+    empty = stats.close_window()
+    assert (empty.received, empty.drops, empty.published, empty.lags.size) == ({}, 0, 0, 0)
+    assert stats.received["cam_high"] == 2 and stats.published == 2  # totals survive

@@ -61,6 +61,7 @@ class Harness:
         self.node = Node(f"camera_sync_test_{tag}")
         self.observations: list[Observation] = []
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.summaries: list[dict[str, str]] = []  # every synchronisation status received
         self.node.create_subscription(
             Observation,
             f"{self.prefix}/observation",
@@ -78,6 +79,8 @@ class Harness:
                 values = {item.key: item.value for item in status.values}
                 values["level"] = int.from_bytes(status.level, "little")
                 self.diagnostics[status.name.split(": ", 1)[1]] = values
+                if status.name.endswith(": synchronisation"):
+                    self.summaries.append(values)
 
     def stream(self, *peer_arguments: str) -> None:
         """Run the camera peer to its last frame, spinning meanwhile; then drain for 1 s."""
@@ -164,6 +167,9 @@ def test_sets_keep_each_frame_together_under_jitter_shuffling_and_gaps(harness_f
     summary = harness.diagnostics["synchronisation"]
     assert summary["drops_stale"] == "0" and summary["drops_bad_encoding"] == "0", summary
     assert int(summary["observations_published"]) == len(seen)
+    streaming = [s for s in harness.summaries if float(s["observation_rate_hz"]) > 0]
+    assert streaming, "no report while sets were published"
+    assert all(0 <= float(s["sync_lag_p50_ms"]) <= float(s["sync_lag_max_ms"]) for s in streaming)
 
 
 def test_unsupported_encoding_is_refused_and_counted(harness_factory):

@@ -130,24 +130,47 @@ def reorder_joint_state(message: JointState, joint_names: tuple[str, ...]) -> Jo
     )
 
 
+@dataclass(frozen=True)
+class WindowReport:
+    """What happened between two diagnostics reports."""
+
+    seconds: float
+    received: dict[str, int]
+    drops: int
+    published: int
+    lags: np.ndarray
+    """Seconds from each published set's stamp to its publication."""
+
+    def rate_hz(self, count: int) -> float:
+        return count / self.seconds if self.seconds > 0 else 0.0
+
+
 @dataclass
 class SyncStatistics:
     """Counters behind /diagnostics: totals since start, and a window since the last report."""
 
-    inputs: tuple[str, ...]
     received: Counter = field(default_factory=Counter)
-    window_received: Counter = field(default_factory=Counter)
     drops: Counter = field(default_factory=Counter)
-    """(reason, input) → messages (or sets, for stale, under input '') dropped."""
-    window_drops: int = 0
+    """(reason, input) → messages dropped; stale sets are counted under input ''."""
     published: int = 0
-    window_published: int = 0
-    window_lags: list[float] = field(default_factory=list)
-    window_start: float = field(default_factory=time.monotonic)
+    _window_received: Counter = field(default_factory=Counter)
+    _window_drops: int = 0
+    _window_published: int = 0
+    _window_lags: list[float] = field(default_factory=list)
+    _window_start: float = field(default_factory=time.monotonic)
+
+    def receive(self, input_name: str) -> None:
+        self.received[input_name] += 1
+        self._window_received[input_name] += 1
 
     def drop(self, reason: str, input_name: str = "") -> None:
         self.drops[(reason, input_name)] += 1
-        self.window_drops += 1
+        self._window_drops += 1
+
+    def publish(self, lag_s: float) -> None:
+        self.published += 1
+        self._window_published += 1
+        self._window_lags.append(lag_s)
 
     def drops_by_reason(self) -> dict[str, int]:
         totals = dict.fromkeys(DROP_REASONS, 0)
@@ -155,15 +178,21 @@ class SyncStatistics:
             totals[reason] += count
         return totals
 
-    def start_window(self) -> float:
-        """Reset the window counters; returns the window's length in seconds."""
+    def close_window(self) -> WindowReport:
+        """The window's counts, and a new window from now."""
         now = time.monotonic()
-        elapsed, self.window_start = now - self.window_start, now
-        self.window_received.clear()
-        self.window_drops = 0
-        self.window_published = 0
-        self.window_lags = []
-        return elapsed
+        report = WindowReport(
+            seconds=now - self._window_start,
+            received=dict(self._window_received),
+            drops=self._window_drops,
+            published=self._window_published,
+            lags=np.array(self._window_lags),
+        )
+        self._window_start = now
+        self._window_received.clear()
+        self._window_drops = self._window_published = 0
+        self._window_lags = []
+        return report
 
 
 class CameraSyncNode(Node):
@@ -177,7 +206,7 @@ class CameraSyncNode(Node):
         self._joints_index = len(config.camera_names)
         self._max_age_ns = round(config.max_age * NANOSECONDS_PER_SECOND)
         self._slop_ns = round(config.slop * NANOSECONDS_PER_SECOND)
-        self.stats = SyncStatistics(inputs=self._input_names)
+        self.stats = SyncStatistics()
         self._sync = create_synchronizer(
             len(self._input_names),
             config.queue_size,
@@ -224,8 +253,7 @@ class CameraSyncNode(Node):
 
     def _on_image(self, index: int, message: Image) -> None:
         name = self._input_names[index]
-        self.stats.received[name] += 1
-        self.stats.window_received[name] += 1
+        self.stats.receive(name)
         try:
             validate_image(message, source=self.config.camera_topics[index])
         except ValueError as error:
@@ -235,8 +263,7 @@ class CameraSyncNode(Node):
         self._sync.add(index, stamp_to_ns(message.header.stamp), message)
 
     def _on_joint_state(self, message: JointState) -> None:
-        self.stats.received[JOINT_STATES_INPUT] += 1
-        self.stats.window_received[JOINT_STATES_INPUT] += 1
+        self.stats.receive(JOINT_STATES_INPUT)
         try:
             ordered = reorder_joint_state(message, self.config.expected_joint_names)
         except ValueError as error:
@@ -270,72 +297,77 @@ class CameraSyncNode(Node):
         observation.images = images
         observation.joint_state = joint_state
         self._publisher.publish(observation)
-        self.stats.published += 1
-        self.stats.window_published += 1
-        self.stats.window_lags.append((now_ns - stamp_to_ns(joint_state.header.stamp)) / 1e9)
+        self.stats.publish((now_ns - stamp_to_ns(joint_state.header.stamp)) / 1e9)
 
     def _publish_diagnostics(self) -> None:
         # A message older than this can only be part of a stale set: drop it as incomplete.
         now_ns = self.get_clock().now().nanoseconds
         self._sync.prune(now_ns - self._max_age_ns - self._slop_ns)
-        stats = self.stats
-        lags = np.array(stats.window_lags)
-        rate_hz = dict.fromkeys(self._input_names, 0.0)
-        window_drops, window_published = stats.window_drops, stats.window_published
-        lag_p50 = float(np.median(lags)) if lags.size else float("nan")
-        lag_max = float(lags.max()) if lags.size else float("nan")
-        window_received = dict(stats.window_received)
-        elapsed = stats.start_window()
-        for name in self._input_names:
-            rate_hz[name] = window_received.get(name, 0) / elapsed
+        window = self.stats.close_window()
+        report = DiagnosticArray(
+            status=[self._summary_status(window), *self._input_statuses(window)]
+        )
+        report.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(report)
+
+    def _summary_status(self, window: WindowReport) -> DiagnosticStatus:
         node = self.get_fully_qualified_name()
-        if window_drops:
-            level, message = DiagnosticStatus.WARN, f"{window_drops} drops in the last window"
-        elif not window_published:
-            silent = [name for name in self._input_names if not window_received.get(name)]
+        if window.drops:
+            level, message = DiagnosticStatus.WARN, f"{window.drops} drops in the last window"
+        elif not window.published:
+            silent = [name for name in self._input_names if not window.received.get(name)]
             level = DiagnosticStatus.WARN
             message = f"no observation in the last window; silent inputs: {silent}"
         else:
             level, message = DiagnosticStatus.OK, "synchronising"
-        summary = DiagnosticStatus(
+        lags_ms = window.lags * 1e3
+        status = DiagnosticStatus(
             level=level, name=f"{node}: synchronisation", message=message, hardware_id=node
         )
-        summary.values = [
-            KeyValue(key="observations_published", value=str(stats.published)),
-            KeyValue(key="observation_rate_hz", value=f"{window_published / elapsed:.2f}"),
-            KeyValue(key="sync_lag_p50_ms", value=f"{lag_p50 * 1e3:.2f}"),
-            KeyValue(key="sync_lag_max_ms", value=f"{lag_max * 1e3:.2f}"),
+        status.values = [
+            KeyValue(key="observations_published", value=str(self.stats.published)),
+            KeyValue(key="observation_rate_hz", value=f"{window.rate_hz(window.published):.2f}"),
+            KeyValue(
+                key="sync_lag_p50_ms",
+                value=f"{np.median(lags_ms):.2f}" if lags_ms.size else "nan",
+            ),
+            KeyValue(
+                key="sync_lag_max_ms", value=f"{lags_ms.max():.2f}" if lags_ms.size else "nan"
+            ),
             *(
                 KeyValue(key=f"drops_{reason}", value=str(count))
-                for reason, count in stats.drops_by_reason().items()
+                for reason, count in self.stats.drops_by_reason().items()
             ),
             KeyValue(key="slop_s", value=str(self.config.slop)),
             KeyValue(key="queue_size", value=str(self.config.queue_size)),
             KeyValue(key="synchronizer", value=type(self._sync).__name__),
         ]
+        return status
+
+    def _input_statuses(self, window: WindowReport) -> list[DiagnosticStatus]:
+        node = self.get_fully_qualified_name()
         topics = (*self.config.camera_topics, self.config.joint_states_topic)
-        statuses = [summary]
+        statuses = []
         for name, topic in zip(self._input_names, topics, strict=True):
-            first_check = "missing_joints" if name == JOINT_STATES_INPUT else "bad_encoding"
+            rate_hz = window.rate_hz(window.received.get(name, 0))
+            refusal = "missing_joints" if name == JOINT_STATES_INPUT else "bad_encoding"
             status = DiagnosticStatus(
-                level=DiagnosticStatus.OK if rate_hz[name] > 0 else DiagnosticStatus.WARN,
+                level=DiagnosticStatus.OK if rate_hz > 0 else DiagnosticStatus.WARN,
                 name=f"{node}: input {name}",
-                message=f"{rate_hz[name]:.1f} Hz on {topic}",
+                message=f"{rate_hz:.1f} Hz on {topic}",
                 hardware_id=node,
             )
             status.values = [
                 KeyValue(key="topic", value=topic),
-                KeyValue(key="rate_hz", value=f"{rate_hz[name]:.2f}"),
-                KeyValue(key="received", value=str(stats.received[name])),
+                KeyValue(key="rate_hz", value=f"{rate_hz:.2f}"),
+                KeyValue(key="received", value=str(self.stats.received[name])),
                 *(
-                    KeyValue(key=f"drops_{reason}", value=str(stats.drops[(reason, name)]))
-                    for reason in (first_check, "incomplete")
+                    KeyValue(key=f"drops_{reason}", value=str(self.stats.drops[(reason, name)]))
+                    for reason in (refusal, "incomplete")
                 ),
             ]
             statuses.append(status)
-        report = DiagnosticArray(status=statuses)
-        report.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(report)
+        return statuses
 
 
 def main(args: list[str] | None = None) -> None:
