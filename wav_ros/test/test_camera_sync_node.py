@@ -145,7 +145,8 @@ def test_sets_keep_each_frame_together_under_jitter_shuffling_and_gaps(harness_f
     spin_until(harness.node, lambda: len(harness.observations) >= expected, timeout=1.0)
 
     seen = [frame_of(observation) for observation in harness.observations]
-    assert seen == sorted(set(seen)), f"frames repeated or out of order: {seen}"
+    # Sets leave in completion order (a late message may complete frame k after k + 1).
+    assert len(seen) == len(set(seen)), f"a frame was published twice: {seen}"
     assert not set(seen) & skipped, "a set was completed with another frame's image"
     # Best-effort transport may lose a message at start-up; anything more is a bug.
     assert len(seen) >= expected - 2, f"{len(seen)} of {expected} sets: {seen}"
