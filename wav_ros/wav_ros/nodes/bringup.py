@@ -42,45 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_nodes(arguments: argparse.Namespace) -> list:
-    """Construct the graph's nodes with their YAML files and launch-argument overrides."""
+    """Construct the graph's nodes exactly as the launch file starts them: each with its own
+    parameter file and the launch-argument overrides (nodes/graph.py: launch_plan)."""
     nodes = []
-    for spec in graph.graph_nodes(sim=arguments.sim, planner_mode=arguments.planner_mode):
-        overrides = graph.parameter_overrides(
-            spec,
-            planner_mode=arguments.planner_mode,
-            checkpoint=arguments.checkpoint,
-            executor_backend=arguments.executor_backend,
-            camera_topics=arguments.camera_topics,
-        )
-        node_class = spec.load_class()
+    for planned in graph.launch_plan(
+        sim=arguments.sim,
+        planner_mode=arguments.planner_mode,
+        checkpoint=arguments.checkpoint,
+        executor_backend=arguments.executor_backend,
+        camera_topics=arguments.camera_topics,
+        config_dir=arguments.config_dir,
+    ):
+        overrides = [Parameter(name, value=value) for name, value in planned.overrides.items()]
+        node_class = planned.spec.load_class()
         nodes.append(
             node_class(
-                parameter_overrides=[
-                    Parameter(name, value=value) for name, value in overrides.items()
-                ]
+                cli_args=["--ros-args", "--params-file", str(planned.parameter_file)],
+                parameter_overrides=overrides,
             )
         )
     return nodes
-
-
-def ros_arguments(arguments: argparse.Namespace, extra: list[str]) -> list[str]:
-    """rclpy arguments: every node's parameter file (each keyed by node name) plus extras."""
-    files = [
-        graph.parameter_file(spec, arguments.config_dir)
-        for spec in graph.graph_nodes(sim=arguments.sim, planner_mode=arguments.planner_mode)
-    ]
-    args = ["bringup", "--ros-args"]
-    for path in files:
-        if path.is_file():
-            args += ["--params-file", str(path)]
-    return args + [item for item in extra if item != "--ros-args"]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     arguments = build_parser().parse_args(argv[:split])
-    rclpy.init(args=ros_arguments(arguments, argv[split:]))
+    rclpy.init(args=["bringup", *argv[split:]])
     nodes = []
     executor = MultiThreadedExecutor(num_threads=arguments.threads)
     spinner = threading.Thread(target=executor.spin, daemon=True)

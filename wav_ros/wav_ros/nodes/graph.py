@@ -99,3 +99,38 @@ def parameter_overrides(
     if camera_topics and spec is CAMERA_SYNC:
         overrides["camera_topics"] = list(camera_topics)
     return overrides
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    """A node as both launchers start it: its spec, its parameter file and its overrides."""
+
+    spec: NodeSpec
+    parameter_file: Path
+    overrides: dict[str, object]
+
+
+def launch_plan(
+    *,
+    sim: bool,
+    planner_mode: str,
+    checkpoint: str = "",
+    executor_backend: str = "",
+    camera_topics: list[str] | None = None,
+    config_dir: Path | None = None,
+) -> list[PlannedNode]:
+    """What to start: used by launch/bimanual.launch.py and by the in-process bringup."""
+    return [
+        PlannedNode(
+            spec,
+            parameter_file(spec, config_dir),
+            parameter_overrides(
+                spec,
+                planner_mode=planner_mode,
+                checkpoint=checkpoint,
+                executor_backend=executor_backend,
+                camera_topics=camera_topics,
+            ),
+        )
+        for spec in graph_nodes(sim=sim, planner_mode=planner_mode)
+    ]

@@ -32,6 +32,7 @@ from wav_interfaces.srv import Imagine, Plan, Score
 from wav_ros.nodes import conversions
 from wav_ros.nodes.model_host import ModelNode
 from wav_ros.nodes.qos import LATCHED
+from wav_ros.nodes.rollout_publisher import RolloutPublisher
 from wav_ros.planning import LatentTrajectoryPlanner, PlannerConfig
 from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 
@@ -56,30 +57,50 @@ class PlanRefusedError(Exception):
     """A /wav/plan call that cannot be planned; the message is returned to the caller."""
 
 
-def value_markers(header: Header, values: np.ndarray, chosen: np.ndarray) -> MarkerArray:
-    """Each candidate's best value curve as a line strip (x: step, y: candidate, z: value),
-    coloured red (low) to green (high) by its mean; the chosen plan's curve in white."""
+def _line_strip(header: Header, ns: str, marker_id: int, points, rgba, width: float) -> Marker:
+    marker = Marker(header=header, ns=ns, id=marker_id, type=Marker.LINE_STRIP)
+    marker.action = Marker.ADD
+    marker.pose.orientation.w = 1.0
+    marker.scale.x = width
+    marker.color.r, marker.color.g, marker.color.b, marker.color.a = rgba
+    marker.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in points]
+    return marker
+
+
+def plan_markers(
+    header: Header, candidate_values: np.ndarray | None, chosen_values: np.ndarray, actions
+) -> MarkerArray:
+    """RViz view of one plan, as charts in the x-z plane (x: time through the chunk):
+
+    - `wav_candidates`: each video candidate's best value curve (z: value, y: candidate),
+      coloured red (low) to green (high) by its mean;
+    - `wav_chosen`: the chosen plan's value curve, white;
+    - `wav_plan`: the planned trajectory, one curve per joint (z: position), at y = -0.3.
+    """
     markers = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
-    curves = values.max(axis=1)  # (M, L): each video candidate's best value noise
-    means = curves.mean(axis=1)
-    low, span = float(means.min()), float(np.ptp(means)) or 1.0
-    steps = curves.shape[1]
-    for index, curve in enumerate([*curves, chosen]):
-        is_chosen = index == len(curves)
-        marker = Marker(header=header, ns="wav_chosen" if is_chosen else "wav_candidates")
-        marker.id, marker.type, marker.action = index, Marker.LINE_STRIP, Marker.ADD
-        marker.pose.orientation.w = 1.0
-        marker.scale.x = 0.01 if is_chosen else 0.004
-        shade = (float(curve.mean()) - low) / span
-        marker.color.r, marker.color.g, marker.color.b, marker.color.a = (
-            (1.0, 1.0, 1.0, 1.0) if is_chosen else (1.0 - shade, shade, 0.1, 0.6)
+    steps = len(chosen_values)
+    xs = 0.5 * np.arange(steps) / max(steps - 1, 1)
+    if candidate_values is not None:
+        curves = candidate_values.max(axis=1)  # (M, L): best value noise of each video
+        means = curves.mean(axis=1)
+        low, span = float(means.min()), float(np.ptp(means)) or 1.0
+        for index, curve in enumerate(curves):
+            shade = (float(curve.mean()) - low) / span
+            points = zip(xs, np.full(steps, 0.02 * index), 0.2 * curve, strict=True)
+            markers.markers.append(
+                _line_strip(
+                    header, "wav_candidates", index, points, (1 - shade, shade, 0.1, 0.6), 0.004
+                )
+            )
+    points = zip(xs, np.full(steps, -0.05), 0.2 * np.asarray(chosen_values), strict=True)
+    markers.markers.append(_line_strip(header, "wav_chosen", 0, points, (1, 1, 1, 1), 0.01))
+    actions = np.asarray(actions)
+    for joint in range(actions.shape[1]):
+        hue = joint / actions.shape[1]
+        points = zip(xs, np.full(steps, -0.3 - 0.01 * joint), 0.1 * actions[:, joint], strict=True)
+        markers.markers.append(
+            _line_strip(header, "wav_plan", joint, points, (hue, 0.5, 1 - hue, 0.9), 0.005)
         )
-        y = -0.05 if is_chosen else 0.02 * index
-        marker.points = [
-            Point(x=0.5 * step / steps, y=y, z=0.2 * float(value))
-            for step, value in enumerate(curve)
-        ]
-        markers.markers.append(marker)
     return markers
 
 
@@ -203,9 +224,7 @@ class LatentPlannerNode(ModelNode):
             JointTrajectory, "/wav/planned_trajectory", LATCHED
         )
         self._marker_publisher = self.create_publisher(MarkerArray, "/wav/candidates", 1)
-        self._rollout_publisher = self.create_publisher(
-            ImaginedRollout, "/wav/imagined_rollout", LATCHED
-        )
+        self._rollout_publisher = RolloutPublisher(self)
         self.create_subscription(
             Observation,
             self.get_parameter("observation_topic").value,
@@ -441,8 +460,9 @@ class LatentPlannerNode(ModelNode):
             return
         if final.rollout.frames and self.get_parameter("mode").value == "local":
             self._rollout_publisher.publish(final.rollout)  # distributed: world_model publishes
-        if candidate_values is not None:
-            self._marker_publisher.publish(value_markers(header, candidate_values, final.values))
+        self._marker_publisher.publish(
+            plan_markers(header, candidate_values, final.values, actions)
+        )
 
     # ------------------------------------------------------------------ status
     def _set_state(self, state: int, message: str) -> None:

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from std_msgs.msg import Header
 
-from wav_interfaces.msg import ImaginedRollout, Observation
+from wav_interfaces.msg import Observation
 from wav_interfaces.srv import Imagine
 from wav_ros.nodes import conversions
 from wav_ros.nodes.model_host import ModelNode
-from wav_ros.nodes.qos import LATCHED
+from wav_ros.nodes.rollout_publisher import RolloutPublisher
 from wav_ros.robot_description import JOINT_NAMES
 
 
@@ -47,9 +47,7 @@ class WorldModelNode(ModelNode):
         self.create_subscription(
             Observation, self.get_parameter("observation_topic").value, self._on_observation, 5
         )
-        self._rollout_publisher = self.create_publisher(
-            ImaginedRollout, "/wav/imagined_rollout", LATCHED
-        )
+        self._rollout_publisher = RolloutPublisher(self)
         self.create_service(Imagine, "/wav/imagine", self._on_imagine)
 
     def _on_observation(self, message: Observation) -> None:
@@ -77,7 +75,7 @@ class WorldModelNode(ModelNode):
         if observation is None:
             raise ValueError("no observation in the request and none received yet")
         key = context_id(observation, instruction)
-        context = self._context(key, observation, instruction)
+        context = self._observation_context(key, observation, instruction)
         noise = self._noise(request)
         if noise.shape[0] > self.get_parameter("max_batch").value:
             raise ValueError(f"batch of {noise.shape[0]} noises exceeds max_batch")
@@ -96,7 +94,7 @@ class WorldModelNode(ModelNode):
         response.success = True
         response.message = f"imagined {noise.shape[0]} futures"
 
-    def _context(self, key: str, observation: Observation, instruction: str):
+    def _observation_context(self, key: str, observation: Observation, instruction: str):
         if key != self._cache_key:
             from wav_ros.model import resize_images
 

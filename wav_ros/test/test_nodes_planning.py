@@ -1,0 +1,161 @@
+"""The planning graph across processes: /wav/plan answered from a real (tiny, randomly
+initialised) model, one process per node, in local and distributed mode, and its refusals."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+PEERS = Path(__file__).resolve().parent / "ros_peers"
+TIMEOUT_S = 120.0
+# Small planner settings so a plan takes well under a second on two cores.
+PLANNER = {"iterations": 1, "num_video_samples": 6, "num_value_samples": 2}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised tiny WAV checkpoint: the real architecture and file format."""
+    from wav_ros.model import WAVConfig, WAVPolicy
+
+    path = tmp_path_factory.mktemp("wav_tiny_random")
+    WAVPolicy(WAVConfig.tiny()).save_pretrained(path)
+    return path
+
+
+def node_args(module: str, checkpoint: Path, **parameters: object) -> list[str]:
+    args = ["-m", module, "--ros-args", "-p", f"checkpoint:={checkpoint}"]
+    for name, value in parameters.items():
+        args += ["-p", f"{name}:={value}"]
+    return args
+
+
+def planner_args(checkpoint: Path, mode: str) -> list[str]:
+    planner = {f"planner.{name}": value for name, value in PLANNER.items()}
+    return node_args(
+        "wav_ros.nodes.latent_planner", checkpoint, mode=mode, visualize="false", **planner
+    )
+
+
+@pytest.fixture
+def client(ros_context):
+    from rclpy.node import Node
+
+    from wav_interfaces.srv import Plan
+
+    node = Node("plan_test_client")
+    plan = node.create_client(Plan, "/wav/plan")
+    yield node, plan
+    node.destroy_node()
+
+
+def call(node, client, instruction: str, **options):
+    import rclpy
+
+    from wav_interfaces.msg import PlanOptions
+    from wav_interfaces.srv import Plan
+
+    assert client.wait_for_service(timeout_sec=TIMEOUT_S), "/wav/plan never appeared"
+    request = Plan.Request(instruction=instruction, options=PlanOptions(**options))
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=TIMEOUT_S)
+    assert future.done(), "/wav/plan did not answer"
+    return future.result()
+
+
+def call_once_observed(node, client, instruction: str, **options):
+    """Call /wav/plan once the planner has an observation (discovery takes a moment)."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        response = call(node, client, instruction, **options)
+        if "no observation" not in response.message or time.monotonic() > deadline:
+            return response
+
+
+def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn_peer):
+    import rclpy
+
+    from wav_interfaces.msg import PlanOptions
+    from wav_interfaces.srv import Plan
+
+    node, plan = client
+    spawn_peer(*planner_args(checkpoint, "local"))
+
+    response = call(node, plan, "hand the cube over")
+    assert not response.success and "no observation" in response.message
+
+    stale = spawn_peer(str(PEERS / "observation_peer.py"), "--age", "5.0")
+    response = call_once_observed(node, plan, "hand the cube over")
+    assert not response.success and "stale observation" in response.message, response.message
+    stale.stop()
+
+    spawn_peer(str(PEERS / "observation_peer.py"))
+    response = call(node, plan, "   ")
+    assert not response.success and "empty instruction" in response.message
+
+    response = call(node, plan, "hand the cube over", use_seed=True, seed=3)
+    while "stale" in response.message:  # until the fresh peer's observations arrive
+        response = call(node, plan, "hand the cube over", use_seed=True, seed=3)
+    assert response.success, response.message
+    positions = np.array([point.positions for point in response.trajectory.points])
+    assert positions.shape == (16, 14) and np.all(np.isfinite(positions))
+    assert response.planning_time > 0 and response.stat_names
+
+    # Two calls at once: one plans, the other is refused as busy (never interleaved).
+    request = Plan.Request(instruction="hand the cube over", options=PlanOptions())
+    futures = [plan.call_async(request) for _ in range(2)]
+    done = threading.Event()
+    for future in futures:
+        future.add_done_callback(lambda _: done.set() if all(f.done() for f in futures) else None)
+    while not done.is_set():
+        rclpy.spin_once(node, timeout_sec=0.1)
+    messages = sorted((f.result().success, f.result().message) for f in futures)
+    assert [success for success, _ in messages] == [False, True], messages
+    assert messages[0][1].startswith("busy"), messages
+
+
+def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
+    """world_model, value and latent_planner in three processes give the bare API's plan."""
+    from wav_ros.model import WAVPolicy
+    from wav_ros.planning import PlannerConfig
+
+    sys.path.insert(0, str(PEERS))
+    node, plan = client
+    spawn_peer(*node_args("wav_ros.nodes.world_model", checkpoint, visualize="false"))
+    spawn_peer(*node_args("wav_ros.nodes.value", checkpoint))
+    spawn_peer(*planner_args(checkpoint, "distributed"))
+    received = []
+    from wav_interfaces.msg import Observation
+
+    node.create_subscription(Observation, "/wav/observation", received.append, 5)
+    spawn_peer(str(PEERS / "observation_peer.py"))
+
+    response = call_once_observed(node, plan, "put the cube in the bin", use_seed=True, seed=11)
+    assert response.success, response.message
+    remote = np.array([point.positions for point in response.trajectory.points])
+
+    import rclpy
+
+    while not received:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    from wav_ros.nodes.conversions import observation_to_arrays
+    from wav_ros.robot_description import JOINT_NAMES
+
+    policy = WAVPolicy.from_pretrained(checkpoint)
+    images, state = observation_to_arrays(received[-1], policy.config.camera_names, JOINT_NAMES)
+    local = policy.plan(
+        images,
+        state,
+        "put the cube in the bin",
+        PlannerConfig(**PLANNER, seed=0),
+        seed=11,
+    )
+    np.testing.assert_allclose(remote, local.actions, rtol=1e-5, atol=1e-5)
+    assert response.predicted_value == pytest.approx(local.predicted_value, abs=1e-5)
