@@ -41,18 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_nodes(arguments: argparse.Namespace) -> list:
-    """Construct the graph's nodes exactly as the launch file starts them: each with its own
-    parameter file and the launch-argument overrides (nodes/graph.py: launch_plan)."""
-    nodes = []
-    for planned in graph.launch_plan(
+def plan_for(arguments: argparse.Namespace) -> list[graph.PlannedNode]:
+    """The launch plan for these command-line arguments (the launch file's, for its own)."""
+    return graph.launch_plan(
         sim=arguments.sim,
         planner_mode=arguments.planner_mode,
         checkpoint=arguments.checkpoint,
         executor_backend=arguments.executor_backend,
         camera_topics=arguments.camera_topics,
         config_dir=arguments.config_dir,
-    ):
+    )
+
+
+def build_nodes(arguments: argparse.Namespace) -> list:
+    """Construct the graph's nodes exactly as the launch file starts them: each with its own
+    parameter file and the launch-argument overrides (nodes/graph.py: launch_plan)."""
+    nodes = []
+    for planned in plan_for(arguments):
         overrides = [Parameter(name, value=value) for name, value in planned.overrides.items()]
         node_class = planned.spec.load_class()
         nodes.append(
