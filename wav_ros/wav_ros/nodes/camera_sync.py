@@ -205,7 +205,6 @@ class CameraSyncNode(Node):
         self._input_names = (*config.camera_names, JOINT_STATES_INPUT)
         self._joints_index = len(config.camera_names)
         self._max_age_ns = round(config.max_age * NANOSECONDS_PER_SECOND)
-        self._slop_ns = round(config.slop * NANOSECONDS_PER_SECOND)
         self.stats = SyncStatistics()
         self._sync = create_synchronizer(
             len(self._input_names),
@@ -302,7 +301,7 @@ class CameraSyncNode(Node):
     def _publish_diagnostics(self) -> None:
         # A message older than this can only be part of a stale set: drop it as incomplete.
         now_ns = self.get_clock().now().nanoseconds
-        self._sync.prune(now_ns - self._max_age_ns - self._slop_ns)
+        self._sync.prune(now_ns - self._max_age_ns - self._sync.policy.slop_ns)
         window = self.stats.close_window()
         report = DiagnosticArray(
             status=[self._summary_status(window), *self._input_statuses(window)]

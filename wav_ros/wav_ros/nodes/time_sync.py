@@ -7,7 +7,7 @@ node behaves the same whether or not message_filters is installed:
   replaces it; past `queue_size` entries the oldest stamp is evicted (possibly the new one);
 - on each arrival, only the arriving message can complete a set: for every *other* input the
   queued stamps within `slop` of the new stamp (|Δ| <= slop) are candidates, ordered closest
-  first (ties keep arrival order); when an input has no candidate, nothing is emitted;
+  first (ties keep the queue's insertion order); when an input has none, nothing is emitted;
 - the candidate combinations are tried in `itertools.product` order (the first other input
   varies slowest) and the first whose spread (max − min, the new stamp included) is strictly
   below `slop` is emitted, and its messages leave their queues;
@@ -53,7 +53,8 @@ class SyncPolicy:
 
     @property
     def slop_ns(self) -> int:
-        return round(self.slop * NANOSECONDS_PER_SECOND)
+        # Truncated like rclpy's Duration(seconds=slop), which message_filters compares with.
+        return int(self.slop * NANOSECONDS_PER_SECOND)
 
 
 class ApproximateTimeSynchronizer:
