@@ -173,22 +173,30 @@ def test_sets_keep_each_frame_together_under_jitter_shuffling_and_gaps(harness_f
     assert all(0 <= float(s["sync_lag_p50_ms"]) <= float(s["sync_lag_max_ms"]) for s in streaming)
 
 
-def test_unsupported_encoding_is_refused_and_counted(harness_factory):
+def test_unsupported_encodings_and_missing_joints_are_refused_and_counted(harness_factory):
     frames = 15
-    harness = harness_factory("encoding")
-    harness.stream("--frames", str(frames), "--encodings", "rgb8,16UC1,mono8")
+    harness = harness_factory("refusals")
+    harness.stream(
+        "--frames", str(frames), "--encodings", "rgb8,16UC1,mono8", "--omit-joint", "right_gripper"
+    )  # fmt: skip
 
     def all_refusals_reported() -> bool:
-        received = harness.value("input cam_left_wrist", "received")
-        refused = harness.value("input cam_left_wrist", "drops_bad_encoding")
-        return received >= frames - 2 and refused == received
+        counts = [
+            (harness.value(f"input {name}", "received"), harness.value(f"input {name}", reason))
+            for name, reason in [
+                ("cam_left_wrist", "drops_bad_encoding"),
+                ("joint_states", "drops_missing_joints"),
+            ]
+        ]
+        return all(received >= frames - 2 and refused == received for received, refused in counts)
 
     assert spin_until(harness.node, all_refusals_reported), harness.diagnostics
-    assert harness.observations == [], "a set was completed without the refused camera"
+    assert harness.observations == [], "a set was completed without a refused input"
     assert harness.value("input cam_high", "drops_bad_encoding") == 0
     summary = harness.diagnostics["synchronisation"]
     assert summary["observations_published"] == "0"
     assert summary["drops_bad_encoding"] == harness.diagnostics["input cam_left_wrist"]["received"]
+    assert summary["drops_missing_joints"] == harness.diagnostics["input joint_states"]["received"]
 
 
 def test_stale_sets_are_dropped_and_counted(harness_factory):

@@ -38,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--skip-camera", type=int, default=-1, help="camera index to skip ...")
     parser.add_argument("--skip-every", type=int, default=0, help="... on frames k % n == n-1")
+    parser.add_argument("--omit-joint", default="", help="a joint left out of joint_states")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -103,7 +104,7 @@ class CameraStreamPeer(Node):
                 continue
             image = frame_image(frame, encoding, args.height, args.width, self.stamp_ns(base_ns))
             sends.append((publisher, image))
-        names = list(JOINT_NAMES)
+        names = [name for name in JOINT_NAMES if name != args.omit_joint]
         self.random.shuffle(names)
         joints = JointState(
             name=names, position=[frame + JOINT_NAMES.index(name) / 100 for name in names]
