@@ -157,16 +157,6 @@ class LiberoEnv:
         self.success = False
         return self._observation(raw)
 
-    def validate_action(self, action: np.ndarray) -> np.ndarray:
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (LIBERO_ACTION_DIM,):
-            raise ValueError(f"LIBERO action must have shape (7,), got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"LIBERO action has non-finite values: {action}")
-        if np.any(np.abs(action) > 1.0):
-            raise ValueError(f"LIBERO action outside [-1, 1] (normalised deltas): {action}")
-        return action
-
     def _step_raw(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, dict[str, Any]]:
         out = self._env.step(action.tolist())
         if len(out) == 5:  # gymnasium-style, should a later version switch
@@ -176,7 +166,7 @@ class LiberoEnv:
 
     def step(self, action: np.ndarray, *, render: bool = True) -> StepResult:
         """One 20 Hz step (LIBERO renders every step; `render` is accepted for API parity)."""
-        action = self.validate_action(action)
+        action = validate_libero_action(action)
         raw, _, done, _ = self._step_raw(action)
         self.step_count += 1
         self.success = bool(done)
@@ -201,6 +191,18 @@ class LiberoEnv:
 
     def close(self) -> None:
         self._env.close()
+
+
+def validate_libero_action(action: np.ndarray) -> np.ndarray:
+    """7-D, finite, inside [-1, 1]; never clipped."""
+    action = np.asarray(action, dtype=np.float64)
+    if action.shape != (LIBERO_ACTION_DIM,):
+        raise ValueError(f"LIBERO action must have shape (7,), got {action.shape}")
+    if not np.all(np.isfinite(action)):
+        raise ValueError(f"LIBERO action has non-finite values: {action}")
+    if np.any(np.abs(action) > 1.0):
+        raise ValueError(f"LIBERO action outside [-1, 1] (normalised deltas): {action}")
+    return action
 
 
 def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:

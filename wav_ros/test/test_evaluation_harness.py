@@ -1,0 +1,126 @@
+"""Evaluation harness: Wilson intervals, closed-loop runs, files, resuming, parallel workers."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+import functools
+
+import numpy as np
+import pytest
+
+from wav_ros.evaluation import HoldStillPolicy, ScriptedExpertPolicy, evaluate, wilson_interval
+from wav_ros.evaluation.__main__ import main as cli_main
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def refuse_to_build() -> HoldStillPolicy:
+    raise AssertionError("a finished evaluation must not run episodes again")
+
+
+def test_hold_still_scores_zero_and_reruns_resume(tmp_path):
+    results = evaluate(
+        HoldStillPolicy,
+        ["transfer_cube"],
+        episodes=2,
+        seed=5,
+        out_dir=tmp_path,
+        save_videos=False,
+        max_steps=40,
+    )
+    summary = results.summaries["transfer_cube"]
+    assert (summary.episodes, summary.successes, summary.mean_length) == (2, 0, 40)
+    assert summary.ci95_high < 0.9
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [e["seed"] for e in saved["episodes"]] == [5, 6]
+    assert "| transfer_cube | 2 | 0.0 %" in (tmp_path / "results.md").read_text()
+    again = evaluate(
+        refuse_to_build,
+        ["transfer_cube"],
+        episodes=2,
+        seed=5,
+        out_dir=tmp_path,
+        save_videos=False,
+        max_steps=40,
+    )
+    assert again.summaries["transfer_cube"].successes == 0
+
+
+def test_expert_succeeds_with_a_video(tmp_path):
+    results = evaluate(
+        ScriptedExpertPolicy,
+        ["transfer_cube"],
+        episodes=1,
+        seed=0,
+        out_dir=tmp_path,
+        save_videos=True,
+        image_size=(32, 32),
+    )
+    episode = results.episodes[0]
+    assert episode.success and 150 < episode.length < 400
+    assert episode.video is not None and os.path.getsize(episode.video) > 0
+
+
+class NaNPolicy:
+    needs_images = False
+
+    def reset(self, task: str, instruction: str) -> None:
+        pass
+
+    def select_action(self, obs):
+        return np.full(14, np.nan)
+
+
+def test_a_bad_policy_output_is_an_error_not_a_clamp(tmp_path):
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluate(NaNPolicy, ["insertion"], episodes=1, seed=0, out_dir=tmp_path, save_videos=False)
+
+
+def test_parallel_workers_and_the_cli(tmp_path, capsys):
+    factory = functools.partial(ScriptedExpertPolicy, noise_std=0.0)
+    results = evaluate(
+        factory,
+        ["insertion"],
+        episodes=2,
+        seed=0,
+        out_dir=tmp_path / "par",
+        workers=2,
+        save_videos=False,
+        max_steps=30,
+    )
+    assert [e.seed for e in results.episodes] == [0, 1]
+    assert len(list((tmp_path / "par" / "episodes" / "insertion").glob("*.json"))) == 2
+    cli_main(
+        [
+            "--policy",
+            "hold_still",
+            "--tasks",
+            "bin_sequence",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / "cli"),
+            "--no-videos",
+            "--max-steps",
+            "10",
+        ]
+    )
+    assert "| bin_sequence | 1 | 0.0 %" in capsys.readouterr().out
+
+
+def test_unknown_tasks_and_settings_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown task"):
+        evaluate(HoldStillPolicy, ["cook_dinner"], episodes=1, seed=0, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="episodes"):
+        evaluate(HoldStillPolicy, ["insertion"], episodes=0, seed=0, out_dir=tmp_path)
