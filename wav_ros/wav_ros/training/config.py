@@ -1,0 +1,106 @@
+"""Settings of a training run (one dataclass, validated; the CLI maps onto it one to one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wav_ros.training.data import DataConfig
+
+#: WAV's stages in training order: the VAE tokenizer first (its latents are then cached), then
+#: the paper's three: video adaptation, value, action post-training.
+WAV_STAGES: tuple[str, ...] = ("tokenizer", "video", "value", "action")
+POLICIES: tuple[str, ...] = ("wav", "direct")
+
+
+@dataclass
+class TrainConfig:
+    """One training run: which stages of which policy, on which data, for how long."""
+
+    dataset: Path
+    """LeRobot v2.x dataset root (ours from wav_ros.data.record, or a user's)."""
+    out: Path
+    """Run folder: per-stage checkpoints, final weights, metrics.jsonl, train_summary.json."""
+    stages: tuple[str, ...] = WAV_STAGES
+    """Stages to run, in order (WAV: a subset of WAV_STAGES; direct baseline: ("action",))."""
+    steps: dict[str, int] = field(default_factory=lambda: {s: 1000 for s in WAV_STAGES})
+    """Optimizer steps per stage."""
+    policy: str = "wav"
+    """"wav", or "direct" (the baseline: one transformer from latents and state to actions)."""
+    model: str = "tiny"
+    """WAVConfig preset ("tiny", "base") or a JSON config path, used when nothing to resume."""
+    init: Path | None = None
+    """save_pretrained folder to start the first stage from (default: this run's last finished
+    stage, else fresh weights). The direct baseline takes its frozen VAE from here."""
+    batch_size: int = 16
+    """Samples per step and process."""
+    learning_rate: float = 3e-4
+    """Peak AdamW learning rate (tokenizer stage: the same)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 50
+    """Linear warm-up, then cosine decay to 10 % over the stage."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip."""
+    save_every: int = 200
+    """Steps between resumable checkpoints (also written at the end of a stage)."""
+    keep_checkpoints: int = 2
+    """Resumable checkpoints kept per stage (older ones are deleted)."""
+    log_every: int = 10
+    """Steps between metrics.jsonl rows."""
+    eval_every: int = 0
+    """Steps between closed-loop evaluations during the action stage (0: never)."""
+    eval_episodes: int = 2
+    """Episodes per task of those evaluations."""
+    eval_tasks: tuple[str, ...] = ("transfer_cube",)
+    """Tasks of those evaluations."""
+    seed: int = 0
+    """Seed of weights, batches and flow-matching noise."""
+    resume: bool = True
+    """Continue from the newest checkpoint in `out` (finished stages are skipped)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Which windows of the dataset are samples."""
+    mixed_precision: str = "no"
+    """accelerate's mixed precision: "no", "fp16", "bf16"."""
+    progress: bool = True
+    """Show tqdm bars (loss, throughput, ETA)."""
+
+    def __post_init__(self) -> None:
+        self.dataset, self.out = Path(self.dataset), Path(self.out)
+        self.init = Path(self.init) if self.init is not None else None
+        self.stages = tuple(self.stages)
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        allowed = WAV_STAGES if self.policy == "wav" else ("action",)
+        if not self.stages or any(s not in allowed for s in self.stages):
+            raise ValueError(
+                f"stages for policy {self.policy!r} must be in {allowed}, got {self.stages}"
+            )
+        if list(self.stages) != sorted(self.stages, key=allowed.index):
+            raise ValueError(f"stages must be in training order {allowed}, got {self.stages}")
+        missing = [s for s in self.stages if s not in self.steps]
+        if missing:
+            raise ValueError(f"no step count for stages {missing}")
+        for stage, count in self.steps.items():
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"steps[{stage!r}] must be a positive int, got {count!r}")
+        for name in ("batch_size", "save_every", "keep_checkpoints", "log_every", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("warmup_steps", "eval_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0 or not self.grad_clip > 0:
+            raise ValueError("weight_decay must be >= 0 and grad_clip > 0")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(
+                f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}"
+            )
+        if self.policy == "direct" and self.init is None:
+            raise ValueError(
+                "the direct baseline needs --init: a WAV checkpoint whose "
+                "tokenizer (VAE) it reuses, frozen"
+            )

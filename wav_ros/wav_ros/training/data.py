@@ -1,0 +1,251 @@
+"""Training samples from a LeRobot-format dataset, held in memory at the model's resolution.
+
+Each episode is read once; only the frames the sampled windows need are kept (resized to the
+model's image size with the same `resize_images` the ROS nodes use, so training sees what
+inference sees). After the tokenizer stage the kept frames are replaced by their VAE latents
+(`cache_latents`): every later stage then skips the VAE, the dominant CPU cost.
+
+A batch is a pure function of (seed, step, rank): a run resumed at step s draws exactly the
+batches the uninterrupted run would have, and every process of a multi-GPU run its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wav_ros.data.lerobot_format import IMAGE_PREFIX, LeRobotDataset
+from wav_ros.model import WAVConfig, resize_images
+
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+
+
+@dataclass
+class DataConfig:
+    """Which windows of the dataset are training samples."""
+
+    frame_stride: int = 1
+    """Windows start at every k-th frame of an episode; only the frames those windows need are
+    decoded and kept (k = 4 keeps about a quarter of the images)."""
+    value_key: str = "value"
+    """Per-frame value label column (ours: (1 - gamma)·return-to-go in [0, 1])."""
+    max_episodes: int | None = None
+    """Use only the first N episodes (None: all)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
+            raise ValueError(f"frame_stride must be a positive int, got {self.frame_stride!r}")
+        if self.max_episodes is not None and self.max_episodes < 1:
+            raise ValueError(f"max_episodes must be >= 1 or None, got {self.max_episodes}")
+
+
+@dataclass
+class _Episode:
+    state: np.ndarray
+    """(T, D) float32."""
+    action: np.ndarray
+    """(T, A) float32."""
+    value: np.ndarray
+    """(T,) float32."""
+    instruction: str
+    frame_rows: np.ndarray
+    """(T,) row of each frame in the kept images/latents, -1 where not kept."""
+    images: np.ndarray | None
+    """(kept, V, H, W, 3) uint8 at the model's size (None once latents are cached)."""
+    latents: Tensor | None = None
+    """(kept, V, C, h, h) float32 raw VAE latents."""
+    success: bool = False
+
+
+@dataclass
+class WindowStore:
+    """In-memory training windows of one dataset for one model config."""
+
+    config: WAVConfig
+    data: DataConfig
+    episodes: list[_Episode]
+    anchors: np.ndarray
+    """(N, 2) int64 (episode, frame) of every training window."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """The dataset's meta/stats.json."""
+    latent_key: str | None = None
+    """Identifies the tokenizer whose latents are cached (None: none cached)."""
+
+    @classmethod
+    def from_dataset(
+        cls, root: str | Path, config: WAVConfig, data: DataConfig | None = None
+    ) -> WindowStore:
+        data = data or DataConfig()
+        dataset = LeRobotDataset(Path(root))
+        cameras = [IMAGE_PREFIX + name for name in config.camera_names]
+        missing = [c for c in cameras if c not in dataset.camera_keys]
+        if missing:
+            raise ValueError(
+                f"dataset {root} lacks the model's cameras {missing}; it has {dataset.camera_keys}"
+            )
+        for key in (STATE_KEY, ACTION_KEY):
+            if key not in dataset.features:
+                raise ValueError(f"dataset {root} has no {key!r} feature")
+        offsets = window_frame_offsets(config)
+        count = dataset.num_episodes
+        if data.max_episodes is not None:
+            count = min(count, data.max_episodes)
+        episodes, anchors = [], []
+        for index in range(count):
+            columns = dataset.episode(index)
+            length = len(columns[ACTION_KEY])
+            starts = np.arange(0, length, data.frame_stride)
+            needed = np.unique(np.clip(starts[:, None] + offsets[None], 0, length - 1))
+            rows = np.full(length, -1, dtype=np.int64)
+            rows[needed] = np.arange(len(needed))
+            size = config.tokenizer.image_size
+            images = np.empty((len(needed), len(cameras), size, size, 3), dtype=np.uint8)
+            for row, frame in enumerate(needed):
+                views = {c: columns[c][frame] for c in cameras}
+                resized = resize_images(views, size) if _needs_resize(views, size) else views
+                images[row] = np.stack([resized[c] for c in cameras])
+            if data.value_key not in columns:
+                raise ValueError(f"dataset {root} has no value label column {data.value_key!r}")
+            success = bool(columns["next.success"][-1]) if "next.success" in columns else False
+            episodes.append(
+                _Episode(
+                    state=np.asarray(columns[STATE_KEY], np.float32),
+                    action=np.asarray(columns[ACTION_KEY], np.float32),
+                    value=np.asarray(columns[data.value_key], np.float32).reshape(length),
+                    instruction=columns["task"],
+                    frame_rows=rows,
+                    images=images,
+                    success=success,
+                )
+            )
+            anchors.extend((index, int(t)) for t in starts)
+        return cls(config, data, episodes, np.asarray(anchors, np.int64), dataset.stats)
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    @property
+    def has_latents(self) -> bool:
+        return all(e.latents is not None for e in self.episodes)
+
+    @property
+    def num_failed_episodes(self) -> int:
+        return sum(not e.success for e in self.episodes)
+
+    def all_images(self) -> np.ndarray:
+        """Every kept frame of every view, (N, H, W, 3) uint8 (for the tokenizer stage)."""
+        self._require_images()
+        return np.concatenate([e.images.reshape(-1, *e.images.shape[-3:]) for e in self.episodes])
+
+    @torch.no_grad()
+    def cache_latents(self, encode: Any, batch_size: int = 64, progress: Any = None) -> None:
+        """Replace kept frames by `encode(uint8 (B, H, W, 3)) -> (B, C, h, h)` and drop images."""
+        self._require_images()
+        for episode in self.episodes:
+            flat = episode.images.reshape(-1, *episode.images.shape[-3:])
+            parts = [
+                encode(torch.from_numpy(flat[i : i + batch_size]))
+                for i in range(0, len(flat), batch_size)
+            ]
+            latents = torch.cat(parts).float().cpu()
+            episode.latents = latents.reshape(*episode.images.shape[:2], *latents.shape[1:])
+            episode.images = None
+            if progress is not None:
+                progress.update(1)
+
+    def latent_stats(self) -> dict[str, list[float]]:
+        """Per-channel mean/std of the cached latents (the Normalizer's `latent` group)."""
+        if not self.has_latents:
+            raise RuntimeError("cache_latents first")
+        flat = torch.cat(
+            [e.latents.transpose(0, 2).reshape(e.latents.shape[2], -1) for e in self.episodes],
+            dim=1,
+        )
+        return {"mean": flat.mean(1).tolist(), "std": flat.std(1).clamp_min(1e-6).tolist()}
+
+    def normalization_stats(self) -> dict[str, dict[str, list[float]]]:
+        """Action/state q01/q99 and value mean/std from the dataset's stats (a joint that never
+        moves gets a ±1e-3 band, since q99 must exceed q01)."""
+        stats = {}
+        for group, key in (("action", ACTION_KEY), ("state", STATE_KEY)):
+            if key in self.stats:
+                low = np.asarray(self.stats[key]["q01"], np.float64)
+                high = np.asarray(self.stats[key]["q99"], np.float64)
+            else:
+                values = np.concatenate([getattr(e, group) for e in self.episodes])
+                low, high = np.quantile(values, 0.01, 0), np.quantile(values, 0.99, 0)
+            flat = high - low < 2e-3
+            centre = (low + high) / 2
+            low = np.where(flat, centre - 1e-3, low)
+            high = np.where(flat, centre + 1e-3, high)
+            stats[group] = {"q01": low.tolist(), "q99": high.tolist()}
+        values = np.concatenate([e.value for e in self.episodes])
+        stats["value"] = {"mean": [float(values.mean())], "std": [max(float(values.std()), 1e-3)]}
+        return stats
+
+    def batch(
+        self, batch_size: int, seed: int, step: int, rank: int = 0, images: bool = False
+    ) -> dict[str, Any]:
+        """The batch of training step `step` (a pure function of its arguments).
+
+        images=False gives "latents" (needs cache_latents), True gives uint8 "images".
+        """
+        generator = torch.Generator().manual_seed(_mix(seed, step, rank))
+        picks = torch.randint(len(self.anchors), (batch_size,), generator=generator).numpy()
+        offsets = window_frame_offsets(self.config)
+        chunk = self.config.chunk_size
+        frames, states, actions, futures, values, texts = [], [], [], [], [], []
+        for episode_index, t in self.anchors[picks]:
+            episode = self.episodes[episode_index]
+            length = len(episode.action)
+            rows = episode.frame_rows[np.clip(t + offsets, 0, length - 1)]
+            source = episode.images if images else episode.latents
+            if source is None:
+                raise RuntimeError("latents are not cached yet" if not images else "no images")
+            frames.append(source[rows].swapaxes(0, 1) if images else source[rows].transpose(0, 1))
+            steps = np.minimum(t + np.arange(chunk), length - 1)
+            states.append(episode.state[t])
+            actions.append(episode.action[steps])
+            futures.append(episode.state[np.minimum(t + 1 + np.arange(chunk), length - 1)])
+            values.append(episode.value[steps])
+            texts.append(episode.instruction)
+        batch: dict[str, Any] = {
+            "instruction": texts,
+            "state": torch.from_numpy(np.stack(states)),
+            "actions": torch.from_numpy(np.stack(actions)),
+            "future_states": torch.from_numpy(np.stack(futures)),
+            "values": torch.from_numpy(np.stack(values))[..., None],
+        }
+        if images:
+            batch["images"] = torch.from_numpy(np.ascontiguousarray(np.stack(frames)))
+        else:
+            batch["latents"] = torch.stack(frames)
+        return batch
+
+    def _require_images(self) -> None:
+        if any(e.images is None for e in self.episodes):
+            raise RuntimeError("the kept images were replaced by latents already")
+
+
+def window_frame_offsets(config: WAVConfig) -> np.ndarray:
+    """Frame offsets from t of a window's memory frames (oldest first) then future frames."""
+    memory = -config.memory_stride * np.arange(config.memory_frames - 1, -1, -1)
+    return np.concatenate([memory, np.asarray(config.future_frame_offsets)]).astype(np.int64)
+
+
+def _needs_resize(views: dict[str, np.ndarray], size: int) -> bool:
+    return any(image.shape[:2] != (size, size) for image in views.values())
+
+
+def _mix(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed from (seed, step, rank), different for each triple."""
+    return int(
+        np.random.SeedSequence([seed, step, rank]).generate_state(2, np.uint32).view(np.uint64)[0]
+        >> np.uint64(1)
+    )

@@ -1,0 +1,132 @@
+"""Trained checkpoints as closed-loop policies for wav_ros.evaluation (no rclpy).
+
+A chunked policy plans (or predicts) a chunk of absolute joint targets from the current
+cameras, executes its first `execute_steps` targets, then plans again, as the executor does on
+the robot. Camera images arrive at the sim's size (128 px) and are resized to the model's with
+the same `resize_images` the ROS nodes use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wav_ros.model import WAVPolicy, resize_images
+from wav_ros.planning import PlannerConfig
+from wav_ros.robot_description import DEFAULT_JOINT_LIMITS, JOINT_NAMES
+
+#: Planner settings of the evaluations: the paper's algorithm with a CPU-sized search.
+EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
+NO_PLANNING = PlannerConfig(iterations=0)
+_LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES], dtype=np.float32)
+_UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES], dtype=np.float32)
+
+
+def load_policy(directory: str | Path, planner_config: PlannerConfig | None = None) -> Any:
+    """A WAVPolicy or DirectActionPolicy save_pretrained folder, whichever it holds."""
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    kind = json.loads(path.read_text()).get("format")
+    if kind == "wav_ros.DirectActionPolicy":
+        from wav_ros.baselines.direct_policy import DirectActionPolicy
+
+        return DirectActionPolicy.from_pretrained(directory)
+    return WAVPolicy.from_pretrained(directory, planner_config=planner_config)
+
+
+class ChunkedEvalPolicy:
+    """The evaluation Policy protocol over a WAVPolicy (planning or not) or the direct baseline.
+
+    Targets outside the joint limits (a gripper at 1.003) are clipped to them, as any policy
+    must before commanding the robot; `clipped_targets` counts how many entries were.
+    """
+
+    needs_images = True
+
+    def __init__(
+        self,
+        model: Any,
+        planner_config: PlannerConfig | None = None,
+        execute_steps: int = 8,
+        seed: int = 0,
+    ) -> None:
+        chunk = model.config.chunk_size
+        if not 1 <= execute_steps <= chunk:
+            raise ValueError(f"execute_steps must be in 1..{chunk}, got {execute_steps}")
+        self.model = model
+        self.planner_config = planner_config
+        self.execute_steps = execute_steps
+        self.seed = seed
+        self.clipped_targets = 0
+        self.plan_seconds: list[float] = []
+        config = model.config
+        self._history = deque(maxlen=(config.memory_frames - 1) * config.memory_stride + 1)
+        self._queue: deque[np.ndarray] = deque()
+        self._instruction = ""
+        self._plans = 0
+
+    def reset(self, task: str, instruction: str) -> None:
+        self._instruction = instruction
+        self._queue.clear()
+        self._history.clear()
+        self._plans = 0
+        if isinstance(self.model, WAVPolicy):
+            self.model.reset()
+
+    def _memory_images(self) -> dict[str, np.ndarray]:
+        """Per camera (memory_frames, H, W, 3), oldest first, every memory_stride-th frame."""
+        config = self.model.config
+        frames = list(self._history)
+        picks = [
+            max(0, len(frames) - 1 - k * config.memory_stride)
+            for k in range(config.memory_frames - 1, -1, -1)
+        ]
+        return {c: np.stack([frames[i][c] for i in picks]) for c in config.camera_names}
+
+    def select_action(self, obs: Any) -> np.ndarray:
+        size = self.model.config.tokenizer.image_size
+        self._history.append(resize_images(obs.images, size))
+        if not self._queue:
+            started = time.perf_counter()
+            images = self._memory_images()
+            if isinstance(self.model, WAVPolicy):
+                result = self.model.plan(
+                    images,
+                    obs.qpos,
+                    self._instruction,
+                    planner_config=self.planner_config,
+                    seed=self.seed * 1_000_003 + self._plans,
+                )
+                chunk = result.actions
+            else:
+                chunk = self.model.predict_chunk(images, obs.qpos, self._instruction)
+            self.plan_seconds.append(time.perf_counter() - started)
+            self._plans += 1
+            clipped = np.clip(chunk, _LOWER, _UPPER)
+            self.clipped_targets += int((clipped != chunk).sum())
+            self._queue.extend(clipped[: self.execute_steps])
+        return self._queue.popleft().astype(np.float64)
+
+
+def make_eval_policy(
+    checkpoint: str, planning: bool = True, execute_steps: int = 8, threads: int | None = 1
+) -> ChunkedEvalPolicy:
+    """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
+
+    planning=False runs WAV with K = 0 (one draw from the prior): the no-planning ablation.
+    threads limits torch's intra-op threads per worker (parallel workers share the cores).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    planner = EVAL_PLANNER if planning else NO_PLANNING
+    model = load_policy(checkpoint, planner)
+    return ChunkedEvalPolicy(
+        model, planner if isinstance(model, WAVPolicy) else None, execute_steps
+    )
