@@ -42,6 +42,7 @@ def test_hold_still_does_not_solve_a_task():
     assert result.info["progress"] < 0.25
 
 
+@pytest.mark.slow
 def test_drops_open_the_gripper_and_make_episodes_fail():
     env = make_env("bin_sequence", cameras=())
     expert = make_expert("bin_sequence", perturbation=Perturbation(drop_probability=1.0), seed=3)
