@@ -26,11 +26,12 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
 from wav_interfaces.msg import Observation
 from wav_ros.nodes.image_codec import validate_image
+from wav_ros.nodes.qos import SENSOR_DATA
 from wav_ros.nodes.time_sync import NANOSECONDS_PER_SECOND, create_synchronizer
 from wav_ros.robot_description import CAMERA_NAMES, JOINT_NAMES
 
@@ -221,11 +222,9 @@ class CameraSyncNode(Node):
         )
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         for index, topic in enumerate(config.camera_topics):
-            self.create_subscription(
-                Image, topic, partial(self._on_image, index), qos_profile_sensor_data
-            )
+            self.create_subscription(Image, topic, partial(self._on_image, index), SENSOR_DATA)
         self.create_subscription(
-            JointState, config.joint_states_topic, self._on_joint_state, qos_profile_sensor_data
+            JointState, config.joint_states_topic, self._on_joint_state, SENSOR_DATA
         )
         self.create_timer(config.diagnostics_period, self._publish_diagnostics)
         cameras = dict(zip(config.camera_names, config.camera_topics, strict=True))
