@@ -156,7 +156,8 @@ class MessageFiltersSynchronizer:
 
     message_filters reads each stamp from `message.header.stamp`, so `stamp_ns` must equal it.
     It does not report evictions: they are recovered by comparing the input's queue before and
-    after each arrival. Raises ImportError when message_filters is not installed.
+    after each arrival. Raises ImportError when message_filters is not installed (or keeps its
+    queues in a way this class does not know).
     """
 
     def __init__(
@@ -174,6 +175,9 @@ class MessageFiltersSynchronizer:
         self._on_evict = on_evict
         self._inputs = [message_filters.SimpleFilter() for _ in range(num_inputs)]
         self._sync = message_filters.ApproximateTimeSynchronizer(self._inputs, queue_size, slop)
+        if not (hasattr(self._sync, "queues") and hasattr(self._sync, "lock")):
+            # Evictions and pruning read these; a layout this class does not know is refused.
+            raise ImportError("this message_filters has no ApproximateTimeSynchronizer.queues")
         self._sync.registerCallback(self._on_set)
         self._emitted: list[Any] = []
         self._lock = threading.Lock()
