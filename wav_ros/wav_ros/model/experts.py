@@ -29,7 +29,7 @@ from wav_ros.model.layers import (
     TimestepEncoder,
     attend,
     learned_embedding,
-    modulate,
+    modulated_norm,
 )
 
 
@@ -121,8 +121,8 @@ class VideoExpert(nn.Module):
         hidden, self_kv, text_kv = [], [], []
         for block, cross_view in zip(self.blocks, self.cross_view, strict=True):
             shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = block.modulation_params(cond)
-            q, k, v = block.attn.project(modulate(block.norm_attn(x), shift_a, scale_a))
-            x = x + gate_a * self._self_attention(block, q, k, v, cross_view)
+            q, k, v = block.attn.project(modulated_norm(x, shift_a, scale_a))
+            x = torch.addcmul(x, gate_a, self._self_attention(block, q, k, v, cross_view))
             kv = block.cross_attns[0].project_context(text)
             x = block.cross(x, [(kv, text_mask)])
             x = block.feed_forward(x, shift_f, scale_f, gate_f)
@@ -146,11 +146,13 @@ class VideoExpert(nn.Module):
         hidden = []
         for layer, block in enumerate(self.blocks):
             shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = block.modulation_params(cond)
-            q, k, v = block.attn.project(modulate(block.norm_attn(x), shift_a, scale_a))
+            q, k, v = block.attn.project(modulated_norm(x, shift_a, scale_a))
             memory_k, memory_v = memory.self_kv[layer].expand(batch, -1, -1, -1).chunk(2, dim=-1)
             k = torch.cat([memory_k, k], dim=2)
             v = torch.cat([memory_v, v], dim=2)
-            x = x + gate_a * self._self_attention(block, q, k, v, self.cross_view[layer])
+            x = torch.addcmul(
+                x, gate_a, self._self_attention(block, q, k, v, self.cross_view[layer])
+            )
             x = block.cross(x, [(memory.text_kv[layer], memory.text_mask)])
             x = block.feed_forward(x, shift_f, scale_f, gate_f)
             hidden.append(x)

@@ -101,8 +101,13 @@ class TimestepEncoder(nn.Module):
         return self.mlp(self.sinusoid(timesteps.reshape(-1)).to(self.mlp.linear_1.weight.dtype))
 
 
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1 + scale) + shift
+def modulated_norm(x: Tensor, shift: Tensor, scale: Tensor, eps: float = 1e-6) -> Tensor:
+    """LayerNorm(x)·(1 + scale) + shift. When one shift/scale row serves every token (sampling:
+    the whole batch shares a timestep) it is one fused layer_norm with that row as its affine."""
+    width = x.shape[-1]
+    if shift.numel() == width:
+        return F.layer_norm(x, (width,), (1 + scale).reshape(width), shift.reshape(width), eps)
+    return F.layer_norm(x, (width,), eps=eps) * (1 + scale) + shift
 
 
 class AdaLNBlock(nn.Module):
@@ -116,12 +121,10 @@ class AdaLNBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: int, context_dims: list[int]) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.norm_attn = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = SelfAttention(dim, num_heads)
         self.cross_norms = nn.ModuleList(nn.LayerNorm(dim, eps=1e-6) for _ in context_dims)
         self.cross_attns = nn.ModuleList(CrossAttention(dim, c, num_heads) for c in context_dims)
-        self.norm_ff = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.ff = FeedForward(dim, mult=mlp_ratio, activation_fn="gelu-approximate")
+        self.ff = FeedForward(dim, mult=mlp_ratio, activation_fn="gelu")
         self.modulation = nn.Linear(dim, 6 * dim)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
@@ -141,7 +144,7 @@ class AdaLNBlock(nn.Module):
         return flat.view(shape)
 
     def feed_forward(self, x: Tensor, shift: Tensor, scale: Tensor, gate: Tensor) -> Tensor:
-        return x + gate * self.ff(modulate(self.norm_ff(x), shift, scale))
+        return torch.addcmul(x, gate, self.ff(modulated_norm(x, shift, scale)))
 
     def forward(
         self, x: Tensor, cond: Tensor, contexts: list[tuple[Tensor, Tensor | None]]
@@ -149,9 +152,9 @@ class AdaLNBlock(nn.Module):
         """x: (B, ..., S, D) with self-attention over S within each leading index; cond
         broadcastable to x."""
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = self.modulation_params(cond)
-        h = modulate(self.norm_attn(x), shift_a, scale_a)
+        h = modulated_norm(x, shift_a, scale_a)
         h = self.attn(h.reshape(-1, *h.shape[-2:])).view(x.shape)
-        x = x + gate_a * h
+        x = torch.addcmul(x, gate_a, h)
         x = self.cross(x, contexts)
         return self.feed_forward(x, shift_f, scale_f, gate_f)
 
@@ -161,7 +164,6 @@ class FinalLayer(nn.Module):
 
     def __init__(self, dim: int, out_dim: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.modulation = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, out_dim)
         for layer in (self.modulation, self.proj):
@@ -170,7 +172,7 @@ class FinalLayer(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         shift, scale = self.modulation(F.silu(cond)).chunk(2, dim=-1)
-        return self.proj(modulate(self.norm(x), shift, scale))
+        return self.proj(modulated_norm(x, shift, scale))
 
 
 def learned_embedding(*shape: int) -> nn.Parameter:
