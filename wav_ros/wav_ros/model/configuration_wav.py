@@ -296,15 +296,16 @@ class WAVConfig:
     @classmethod
     def tiny(cls) -> WAVConfig:
         """CPU-sized: 64×64 images, 8×8×4 latents in 16 tokens per frame, 1 memory and 1 future
-        frame, 4 blocks of width 64/32/64; a K=3, M=30, N=5 plan fits in a few hundred ms."""
+        frame, 4 blocks of width 64/32/64 (1.7 M parameters): sized so that a K=3, M=30, N=5
+        plan takes a few hundred ms on 2 idle CPU cores."""
         return cls()
 
     @classmethod
     def base(cls) -> WAVConfig:
-        """GPU-sized (tens of millions of parameters; fits one 24 GB GPU for training at batch 8):
-        224×224 images, 28×28×8 latents in 196 tokens per frame, 4 memory and 2 future frames
-        (the paper's memory length), 12 blocks, cross-view attention every 3rd block, 54-step
-        chunks (the paper's real-robot chunk)."""
+        """GPU-sized, about 157 M parameters (VAE 21 M, video 71 M, value 19 M, action 47 M):
+        224×224 images, 28×28×8 latents in 196 tokens per frame, 4 memory frames (the paper's)
+        and 2 future frames, 12 blocks, cross-view attention every 3rd block, 54-step chunks
+        (the paper's real-robot chunk). Not run in this repository's tests (CPU only)."""
         return cls(
             chunk_size=54,
             memory_frames=4,
