@@ -80,6 +80,7 @@ def test_write_read_round_trip_is_lossless(tmp_path):
         assert read["task"] == episode.task
         _, values = discounted_value_labels(episode.reward, bool(episode.success[-1]), 0.99)
         np.testing.assert_allclose(read["value"], values)
+    assert all(dataset.verify(i) for i in range(3))
     frame = dataset[8]  # second episode, frame 1
     assert frame["episode_index"] == 1 and frame["frame_index"] == 1 and frame["index"] == 8
 

@@ -18,6 +18,7 @@ in [0, 1].
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -88,6 +89,16 @@ def _merge_stats(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
         "q99": np.tensordot(weights, np.array([p["q99"] for p in parts]), axes=1).tolist(),
         "count": [int(counts.sum())],
     }
+
+
+def content_checksum(images: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray) -> str:
+    """sha256 of the raw frames (cameras in name order), float32 states and actions."""
+    digest = hashlib.sha256()
+    for camera in sorted(images):
+        digest.update(np.ascontiguousarray(images[camera], dtype=np.uint8).tobytes())
+    for array in (state, action):
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def _encode_png(image: np.ndarray) -> bytes:
@@ -285,14 +296,15 @@ class LeRobotDatasetWriter:
                 for k, v in per_channel.items()
             }
         self._episode_stats.append({"episode_index": index, "stats": stats})
-        self._episodes.append(
-            {
-                "episode_index": index,
-                "tasks": [episode.task],
-                "length": length,
-                "success": succeeded,
-            }
-        )
+        record = {
+            "episode_index": index,
+            "tasks": [episode.task],
+            "length": length,
+            "success": succeeded,
+        }
+        if self.config.image_mode == "image":
+            record["checksum"] = content_checksum(episode.images, episode.state, episode.action)
+        self._episodes.append(record)
         self._frames += length
         return index
 
@@ -459,6 +471,16 @@ class LeRobotDataset:
         columns["task"] = self.tasks.get(task_index, "")
         self._cache = {episode_index: columns}  # keep one episode: datasets outgrow memory
         return columns
+
+    def verify(self, episode_index: int) -> bool:
+        """Whether the episode reads back bit-identical to what was written (PNG datasets)."""
+        expected = self.episodes[episode_index].get("checksum")
+        if expected is None:
+            raise ValueError(f"episode {episode_index} has no checksum (video or foreign dataset)")
+        columns = self.episode(episode_index)
+        images = {k[len(IMAGE_PREFIX) :]: columns[k] for k in self.camera_keys}
+        actual = content_checksum(images, columns["observation.state"], columns["action"])
+        return actual == expected
 
     def _read_video(self, key: str, chunk: int, episode_index: int) -> np.ndarray:
         import imageio.v2 as imageio
