@@ -16,13 +16,23 @@ from torch import Tensor
 from wav_ros.model.layers import NUM_TRAIN_TIMESTEPS
 
 
+def random_normal(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """Standard normal float32 noise drawn on the generator's device (so a seed gives the same
+    numbers whatever the model's device), then moved to `device`."""
+    source = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=source).to(device)
+
+
 def noisy_pair(
     clean: Tensor, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Draw sigma ~ U(0, 1) per sample and noise; return (noisy input, timesteps (B,), target)."""
     batch = clean.shape[0]
-    sigma = torch.rand(batch, generator=generator, device=clean.device, dtype=clean.dtype)
-    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    source = generator.device if generator is not None else clean.device
+    sigma = torch.rand(batch, generator=generator, device=source).to(clean.device)
+    noise = random_normal(tuple(clean.shape), generator, clean.device)
     expanded = sigma.view(batch, *([1] * (clean.dim() - 1)))
     noisy = (1 - expanded) * clean + expanded * noise
     return noisy, sigma * NUM_TRAIN_TIMESTEPS, noise - clean

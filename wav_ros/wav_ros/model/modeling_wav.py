@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from wav_ros.model.configuration_wav import WAVConfig
 from wav_ros.model.experts import ActionExpert, MemoryCache, ValueExpert, VideoExpert
-from wav_ros.model.flow_matching import euler_sample, noisy_pair
+from wav_ros.model.flow_matching import euler_sample, noisy_pair, random_normal
 from wav_ros.model.layers import NUM_TRAIN_TIMESTEPS
 from wav_ros.model.normalization import Normalizer
 from wav_ros.model.text_encoder import InstructionEncoder
@@ -253,10 +253,10 @@ class WAVPolicy(nn.Module):
             )
         contexts = self.action.project_contexts(video, value[:, 0])
         token_dim = self.config.action_dim + self.config.state_dim
-        noise = torch.randn((1, self.config.chunk_size, token_dim), generator=generator)
+        noise = random_normal((1, self.config.chunk_size, token_dim), generator, self.device)
         tokens = euler_sample(
             lambda x, t: self.action(x, context.state, t, contexts),
-            noise.to(self.device),
+            noise,
             self.config.action_sampling_steps,
         )
         actions = self.normalizer.unnormalize_action(tokens[0, :, : self.config.action_dim])
@@ -298,8 +298,8 @@ class WAVPolicy(nn.Module):
         if planner_config is not None and planner_config != self.planner.config:
             self.planner = LatentTrajectoryPlanner(planner_config)
         context = self.encode_observation(images, state, instruction)
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
-        generator = generator or self.planner.generator
+        seeded = None if seed is None else torch.Generator().manual_seed(seed)
+        generator = seeded if seeded is not None else self.planner.generator
         outcome = self.planner.plan(
             imagine=lambda noise: self.imagine(context, noise),
             score=lambda feats, noise: self.score(context, feats, noise, False).values,
@@ -452,7 +452,7 @@ class WAVPolicy(nn.Module):
             return loss, {"loss": loss.item()}
         with torch.no_grad():
             memory = self.video.encode_memory(memory_latents, text, text_mask)
-            video_noise = torch.randn(future_latents.shape, generator=generator).to(self.device)
+            video_noise = random_normal(tuple(future_latents.shape), generator, self.device)
             pure_noise = torch.full((1,), float(NUM_TRAIN_TIMESTEPS), device=self.device)
             _, hidden = self.video(video_noise, pure_noise, memory)
             video_features = VideoExpert.features(memory, hidden)
