@@ -93,6 +93,19 @@ def test_lower_level_calls_have_the_documented_shapes(policy: WAVPolicy) -> None
     value_features = ValueFeatures.from_tensor(scores.features.to_tensor()).select(2, 1)
     actions = policy.decode_actions(context, features.select(2), value_features)
     assert actions.shape == (CONFIG.chunk_size, CONFIG.action_dim) and actions.dtype == np.float32
+    # A process that gets features over the wire decodes with a state-only context.
+    remote = policy.decode_actions(
+        policy.encode_state(state),
+        features.select(2),
+        value_features,
+        torch.Generator().manual_seed(0),
+    )
+    local = policy.decode_actions(
+        context, features.select(2), value_features, torch.Generator().manual_seed(0)
+    )
+    assert np.array_equal(remote, local)
+    with pytest.raises(ValueError, match="encode_observation"):
+        policy.imagine(policy.encode_state(state), video_noise)
     frames = policy.decode_frames(context, video_noise[0], num_steps=2)
     size = CONFIG.tokenizer.image_size
     assert frames.shape == (CONFIG.future_frames, CONFIG.num_views, size, size, 3)

@@ -46,12 +46,21 @@ SNR_EPSILON = 1e-6
 @dataclass
 class ObservationContext:
     """Everything the experts need about one observation, computed once by encode_observation:
-    the memory frames' per-block cache (instruction keys included) and the normalised state."""
+    the memory frames' per-block cache (instruction keys included) and the normalised state.
+    A context from encode_state has no memory: it serves decode_actions only."""
 
-    memory: MemoryCache
+    memory: MemoryCache | None
     state: Tensor
     """Normalised proprioceptive state (1, state_dim)."""
     instruction: str
+
+    def require_memory(self) -> MemoryCache:
+        if self.memory is None:
+            raise ValueError(
+                "this context holds only the state (encode_state); imagine and decode_frames "
+                "need one from encode_observation"
+            )
+        return self.memory
 
 
 @dataclass
@@ -194,12 +203,19 @@ class WAVPolicy(nn.Module):
         )
 
     @torch.no_grad()
+    def encode_state(self, state: np.ndarray) -> ObservationContext:
+        """A context for decode_actions alone (a process that receives features, not images)."""
+        state_tensor = self._checked_state(state)
+        return ObservationContext(None, self.normalizer.normalize_state(state_tensor)[None], "")
+
+    @torch.no_grad()
     def imagine(self, context: ObservationContext, video_noise: Tensor) -> VideoFeatures:
         """One video pass at the noisiest timestep per noise (M, V, Ff, C, h, h)."""
         noise = self._checked_noise(video_noise, self.config.video_noise_shape, "video_noise", 1)
         timesteps = torch.full((1,), float(NUM_TRAIN_TIMESTEPS), device=self.device)
-        _, hidden = self.video(noise, timesteps, context.memory)
-        return VideoFeatures(VideoExpert.features(context.memory, hidden))
+        memory = context.require_memory()
+        _, hidden = self.video(noise, timesteps, memory)
+        return VideoFeatures(VideoExpert.features(memory, hidden))
 
     @torch.no_grad()
     def score(
@@ -272,8 +288,9 @@ class WAVPolicy(nn.Module):
         noise = self._checked_noise(noise, self.config.video_noise_shape, "video_noise", 1)
         if noise.shape[0] != 1:
             raise ValueError(f"decode_frames takes one video noise, got {noise.shape[0]}")
+        memory = context.require_memory()
         latents = euler_sample(
-            lambda x, t: self.video(x, t, context.memory)[0],
+            lambda x, t: self.video(x, t, memory)[0],
             noise,
             num_steps or self.config.video_sampling_steps,
         )
