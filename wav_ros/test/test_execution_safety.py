@@ -137,6 +137,20 @@ def test_start_deviation_is_measured_where_the_plan_is_now():
     assert codes(moving, now=0.2, current=moving.sample(0.2)) == set()
 
 
+def test_force_limited_gripper_may_stay_away_from_its_command_but_arms_may_not():
+    grippers = SafetyLimits(force_limited_joints=("left_gripper", "right_gripper"))
+    blocked = HOME.copy()
+    blocked[JOINT_NAMES.index("right_gripper")] += 0.4  # closing on a cube, stopped by it
+    assert validate_trajectory(chunk(), blocked, 0.0, grippers) == []
+    assert RefusalCode.START_DEVIATION in codes(chunk(), current=blocked)  # default limits
+    far_arm = blocked.copy()
+    far_arm[JOINT_NAMES.index("right_elbow")] += 0.3
+    refusals = validate_trajectory(chunk(), far_arm, 0.0, grippers)
+    assert [r.code for r in refusals] == [RefusalCode.START_DEVIATION]
+    with pytest.raises(ValueError, match="left_hand"):
+        SafetyLimits(force_limited_joints=("left_hand",))
+
+
 def test_non_finite_current_state_is_refused():
     assert codes(chunk(), current=np.full(14, np.nan)) == {RefusalCode.STATE}
 

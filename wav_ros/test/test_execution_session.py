@@ -297,3 +297,41 @@ def test_chunk_backends_receive_the_checked_blend_from_the_current_setpoint():
     speeds = np.abs(np.diff(sent.positions, axis=0)) / np.diff(sent.times_from_start)[:, None]
     assert np.all(speeds <= LIMITS.velocity + 1e-9)
     assert arm.sent == [], "chunk backends get no per-tick commands"
+
+
+class LaggingArm(RecordingArm):
+    """A position-controlled arm that lags its setpoint by a fixed offset on one joint."""
+
+    def __init__(self, lag: float, joint: int = 2) -> None:
+        super().__init__()
+        self.lag, self.joint = lag, joint
+
+    def read_state(self, now):
+        state = self.positions.copy()
+        state[self.joint] -= self.lag
+        return state
+
+
+def test_new_chunk_continues_from_the_setpoint_while_the_arm_lags_within_tolerance():
+    arm = LaggingArm(lag=0.0)
+    session = session_with(arm)
+    first = moving_chunk(HOME, joint_speeds(0.5), stamp=0.0, steps=20)
+    assert session.submit(first, 0.0).verdict.accepted  # first plan: from the measured state
+    run(session, 0.0, 10)
+    arm.lag = 0.3  # beyond max_start_deviation (0.15), within max_tracking_error (0.5)
+    setpoint = session.last_command
+    follow_on = moving_chunk(setpoint, joint_speeds(0.5), stamp=0.2, steps=20)
+    assert session.submit(follow_on, 0.2).verdict.accepted
+
+
+def test_arm_far_from_its_setpoint_refuses_new_chunks():
+    arm = LaggingArm(lag=0.0)
+    session = session_with(arm)
+    assert session.submit(
+        moving_chunk(HOME, joint_speeds(0.5), 0.0, steps=20), 0.0
+    ).verdict.accepted
+    run(session, 0.0, 10)
+    arm.lag = 0.6  # pushed away: beyond max_tracking_error
+    setpoint = session.last_command
+    verdict = session.submit(moving_chunk(setpoint, joint_speeds(0.5), 0.2), 0.2).verdict
+    assert not verdict.accepted and RefusalCode.TRACKING in verdict.codes

@@ -40,6 +40,11 @@ class SafetyLimits:
     """Seconds a plan's stamp may lie ahead of the executor clock (clock skew allowance)."""
     max_start_deviation: float = 0.15
     """Largest per-joint distance (rad) between the current state and the plan at acceptance."""
+    force_limited_joints: tuple[str, ...] = ()
+    """Joints whose measured position may stay away from the command because they press on
+    objects (grippers closing on a cube): their commands are still checked against every
+    limit, but the distance to their measured position counts for neither the start deviation
+    nor the tracking error."""
     max_duration: float = 30.0
     """Longest trajectory (s) accepted; longer ones are refused as implausible."""
     max_waypoints: int = 10_000
@@ -71,6 +76,14 @@ class SafetyLimits:
             raise ValueError(f"tolerance must be in [0, 1e-3), got {self.tolerance}")
         if int(self.max_waypoints) != self.max_waypoints or self.max_waypoints < 1:
             raise ValueError(f"max_waypoints must be an integer >= 1, got {self.max_waypoints}")
+        force_limited = tuple(self.force_limited_joints)
+        unknown = [name for name in force_limited if name not in names]
+        if unknown:
+            raise ValueError(f"force_limited_joints names joints not commanded: {unknown}")
+        object.__setattr__(self, "force_limited_joints", force_limited)
+        mask = np.array([name not in force_limited for name in names])
+        mask.setflags(write=False)
+        object.__setattr__(self, "_position_tracked", mask)
         object.__setattr__(self, "joint_names", names)
         object.__setattr__(self, "joint_limits", {name: self.joint_limits[name] for name in names})
         for attribute, values in (
@@ -81,6 +94,11 @@ class SafetyLimits:
             array = np.asarray(values, dtype=np.float64)
             array.setflags(write=False)
             object.__setattr__(self, f"_{attribute}", array)
+
+    @property
+    def position_tracked(self) -> np.ndarray:
+        """(J,) bool: joints whose measured position must follow the command."""
+        return self._position_tracked  # type: ignore[attr-defined]
 
     @property
     def lower(self) -> np.ndarray:
@@ -133,6 +151,8 @@ class SafetyLimits:
             values.update({key: float(value) for key, value in override.items()})
             joint_limits[name] = JointLimit(**values)
         scalars = {key: data[key] for key in scalar_names if key in data}
+        if "force_limited_joints" in scalars:
+            scalars["force_limited_joints"] = tuple(scalars["force_limited_joints"])
         return cls(joint_names=joint_names, joint_limits=joint_limits, **scalars)
 
     @classmethod

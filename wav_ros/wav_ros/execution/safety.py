@@ -230,7 +230,7 @@ def validate_trajectory(
                 Refusal(RefusalCode.STATE, f"current state is not {num_joints} finite values")
             )
         else:
-            deviation = np.abs(trajectory.sample(age) - current)
+            deviation = np.abs(trajectory.sample(age) - current) * limits.position_tracked
             worst = int(np.argmax(deviation))
             if deviation[worst] > limits.max_start_deviation + tol:
                 refusals.append(

@@ -51,7 +51,7 @@ class FollowerConfig:
     deadman_timeout: float | None = 0.5
     """Seconds without a heartbeat after which motion stops; None disables (simulation only)."""
     max_tracking_error: float | None = 0.5
-    """Largest |last command - measured| (per joint) tolerated while moving; None disables."""
+    """Largest |command - measured| of a position-tracked joint while moving; None disables."""
     max_outcomes: int = 256
     """How many finished trajectories' outcomes are remembered for `outcome()`."""
 
@@ -179,9 +179,20 @@ class ExecutionSession:
                 return _refused(RefusalCode.BACKEND, f"reading the joint state failed: {error!r}")
             if measured is None:
                 return _refused(RefusalCode.STATE, "no fresh joint state from the backend")
-            verdict = self.gate.check(trajectory, measured, now)
+            # A position-controlled arm lags its setpoint while moving; the plan must continue
+            # from the setpoint (where the controller drives the arm), and the arm must be
+            # within the tracking tolerance of it.
+            reference = measured if self._last_command is None else self._last_command
+            verdict = self.gate.check(trajectory, reference, now)
             if not verdict.accepted:
                 return SubmitResult(verdict)
+            tracking = self._tracking_error(measured)
+            limit = self.config.max_tracking_error
+            if limit is not None and self._last_command is not None and not tracking <= limit:
+                return _refused(
+                    RefusalCode.TRACKING,
+                    f"the arms are {tracking:.4f} from their setpoint (max_tracking_error={limit})",
+                )
             if self._last_command is None:
                 try:
                     enforce_limits(measured, None, 0.0, self.limits)
@@ -328,7 +339,7 @@ class ExecutionSession:
             return math.nan
         if measured.shape != self._last_command.shape:
             return math.inf
-        error = np.abs(self._last_command - measured)
+        error = np.abs(self._last_command - measured)[self.limits.position_tracked]
         return float(np.max(error)) if np.all(np.isfinite(error)) else math.inf
 
     def _enter_fault(self, refusal: Refusal) -> None:

@@ -53,6 +53,7 @@ class ActionExecutorNode(Node):
         declare("blend_window", 0.2)
         declare("max_tracking_error", 0.5)
         declare("joint_states_topic", "/joint_states")
+        declare("max_joint_state_age", 0.25)
         declare("command_topic", "/sim/joint_commands")
         declare("controller_topic", "/bimanual_controller/joint_trajectory")
         declare("controller_action", "/bimanual_controller/follow_joint_trajectory")
@@ -103,6 +104,10 @@ class ActionExecutorNode(Node):
             raise ValueError(f"{path} must list the joints {JOINT_NAMES} in order")
         return limits
 
+    @property
+    def _state_age(self) -> float:
+        return float(self.get_parameter("max_joint_state_age").value)
+
     def _make_backend(self, name: str):
         if name == "sim":
             from wav_ros.execution.backends.joint_command import JointCommandBackend
@@ -118,7 +123,7 @@ class ActionExecutorNode(Node):
                 message.position = positions.tolist()
                 publisher.publish(message)
 
-            return JointCommandBackend(JOINT_NAMES, publish)
+            return JointCommandBackend(JOINT_NAMES, publish, max_state_age=self._state_age)
         if name == "joint_trajectory":
             from wav_ros.execution.backends.joint_trajectory import (
                 JointTrajectoryControllerBackend,
@@ -145,18 +150,22 @@ class ActionExecutorNode(Node):
                     goals.clear()
 
                 return JointTrajectoryControllerBackend(
-                    JOINT_NAMES, send_goal, interface="action", cancel_goal=cancel_goal
+                    JOINT_NAMES,
+                    send_goal,
+                    interface="action",
+                    cancel_goal=cancel_goal,
+                    max_state_age=self._state_age,
                 )
             publisher = self.create_publisher(
                 JointTrajectory, self.get_parameter("controller_topic").value, 10
             )
             return JointTrajectoryControllerBackend(
-                JOINT_NAMES, publisher.publish, interface="topic"
+                JOINT_NAMES, publisher.publish, interface="topic", max_state_age=self._state_age
             )
         if name == "moveit":
             from wav_ros.execution.backends.moveit import MoveItBackend
 
-            backend = MoveItBackend(self.limits)
+            backend = MoveItBackend(self.limits, max_state_age=self._state_age)
             backend.connect(node_name=f"{self.get_name()}_moveit_py")
             return backend
         raise ValueError(f"unknown backend {name!r}; choose one of {EXECUTOR_BACKENDS}")

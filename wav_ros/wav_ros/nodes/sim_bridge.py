@@ -39,6 +39,9 @@ class SimBridgeNode(Node):
         declare("task", "transfer_cube")
         declare("instruction", "")
         declare("seed", 0)
+        # The sim keeps stepping while the planner thinks (as a real robot's time passes), so
+        # an episode lasts longer than the task's step budget: the runner counts executed steps.
+        declare("max_steps", 6000)
         declare("image_size", [128, 128])
         declare("cameras", list(CAMERA_NAMES))
         declare("camera_rate", 10.0)
@@ -52,6 +55,7 @@ class SimBridgeNode(Node):
             self.get_parameter("task").value,
             image_size=tuple(self.get_parameter("image_size").value),
             cameras=self._cameras,
+            max_steps=self.get_parameter("max_steps").value,
             terminate_on_success=True,
         )
         self._lock = threading.Lock()

@@ -1,17 +1,21 @@
 """The closed-loop task runner: plan, execute the first steps of the chunk, re-plan.
 
-Stops when the task reports success, when the step budget is spent, or on a refusal it cannot
-recover from. When the predicted value drops below `value_threshold` twice in a row it drops
-the planner's warm start and re-plans from scratch, and counts it in the report.
+Stops when the task reports success, when the step budget (action steps executed) is spent,
+or on a refusal it cannot recover from. When the predicted value drops below
+`value_threshold` twice in a row it drops the planner's warm start and re-plans from scratch,
+and counts it in the report. While it runs it publishes /wav/heartbeat at 10 Hz: the
+executor's deadman, so the arms stop if the runner dies.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 
 from rclpy.action import ActionClient
 from rclpy.node import Node
+from std_msgs.msg import Empty
 from trajectory_msgs.msg import JointTrajectory
 
 from wav_interfaces.action import ExecuteTrajectory
@@ -34,6 +38,9 @@ class TaskRunnerConfig:
     """Predicted value below which a plan counts as poor; two in a row reset the planner."""
     timeout: float = 30.0
     """Seconds to wait for one plan or one execution."""
+    startup_grace: float = 5.0
+    """Seconds during which a first execution refused for a missing heartbeat or joint state
+    (the graph still starting) is re-planned rather than ending the run."""
     options: PlanOptions = field(default_factory=PlanOptions)
     """Options passed with every /wav/plan call."""
 
@@ -51,6 +58,7 @@ class TaskReport:
     instruction: str
     success: bool = False
     steps: int = 0
+    """Action steps executed."""
     plans: int = 0
     replans_from_scratch: int = 0
     planning_times: list[float] = field(default_factory=list)
@@ -86,6 +94,9 @@ class TaskRunner(Node):
         self.execute_client = ActionClient(self, ExecuteTrajectory, "/wav/execute_trajectory")
         self.status: TaskStatus | None = None
         self.create_subscription(TaskStatus, "/sim/task_status", self._on_status, LATCHED)
+        self.heartbeat_enabled = False
+        heartbeat = self.create_publisher(Empty, "/wav/heartbeat", 10)
+        self.create_timer(0.1, lambda: self.heartbeat_enabled and heartbeat.publish(Empty()))
 
     def _on_status(self, message: TaskStatus) -> None:
         self.status = message
@@ -99,18 +110,24 @@ class TaskRunner(Node):
         return ""
 
     def run(self, config: TaskRunnerConfig) -> TaskReport:
+        self.heartbeat_enabled = True
+        try:
+            return self._run(config)
+        finally:
+            self.heartbeat_enabled = False
+
+    def _run(self, config: TaskRunnerConfig) -> TaskReport:
         report = TaskReport(instruction=config.instruction)
         missing = self.wait_for_graph(config.timeout)
         if missing:
             report.stop_reason = missing
             return report
-        start_step = self.status.step if self.status is not None else 0
         poor_in_a_row = 0
         reset_next = True
+        started = time.monotonic()
         while True:
             status = self.status
             if status is not None:
-                report.steps = status.step - start_step
                 if status.success:
                     report.success, report.stop_reason = True, "task succeeded"
                     return report
@@ -142,10 +159,23 @@ class TaskRunner(Node):
                     f"{config.value_threshold} twice in a row: re-planning from scratch"
                 )
                 continue
-            error = self._execute(truncate(plan.trajectory, config.steps_per_plan), config)
+            chunk = truncate(
+                plan.trajectory, min(config.steps_per_plan, config.max_steps - report.steps)
+            )
+            error = self._execute(chunk, config)
+            if error and report.steps == 0 and self._warming_up(error, started, config):
+                continue  # the executor has not seen our heartbeat or a joint state yet
             if error:
                 report.stop_reason = error
                 return report
+            report.steps += len(chunk.points)
+
+    @staticmethod
+    def _warming_up(error: str, started: float, config: TaskRunnerConfig) -> bool:
+        """A refusal that only means the graph is still starting (no heartbeat or joint state
+        reached the executor yet), within the first `startup_grace` seconds."""
+        transient = "[deadman]" in error or "[state]" in error
+        return transient and time.monotonic() - started < config.startup_grace
 
     def _plan(self, instruction: str, config: TaskRunnerConfig, reset: bool) -> Plan.Response:
         options = PlanOptions()

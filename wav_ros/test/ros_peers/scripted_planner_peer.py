@@ -1,0 +1,79 @@
+"""A SCRIPTED STAND-IN for latent_planner, for the end-to-end execution test only.
+
+It serves /wav/plan by replaying the sim's scripted expert: it rolls the expert out once in its
+own copy of the simulation (same task and episode seed as sim_bridge, so the same layout) and
+answers each call with the next chunk of those joint targets. It stands in for the model so
+the test exercises sim_bridge, camera_sync, action_executor and the task runner for real and
+deterministically; the README's main command uses the real model.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from wav_interfaces.srv import Plan
+from wav_ros.nodes.conversions import actions_to_trajectory
+from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
+from wav_ros.sim import make_env
+from wav_ros.sim.experts import make_expert
+
+
+def expert_actions(task: str, seed: int) -> np.ndarray:
+    env = make_env(task, cameras=())
+    env.reset(seed=seed)
+    expert = make_expert(task)
+    expert.reset(env)
+    actions = []
+    for _ in range(env.max_steps):
+        action = expert.select_action()
+        actions.append(action)
+        if env.step(action, render=False).terminated:
+            break
+    env.close()
+    return np.array(actions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--task", default="transfer_cube")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk", type=int, default=16)
+    parser.add_argument("--advance", type=int, default=8)
+    arguments, ros_args = parser.parse_known_args()
+    actions = expert_actions(arguments.task, arguments.seed)
+    rclpy.init(args=ros_args)
+    node = Node("scripted_planner")
+    cursor = [0]
+
+    def serve(request: Plan.Request, response: Plan.Response) -> Plan.Response:
+        chunk = actions[cursor[0] : cursor[0] + arguments.chunk]
+        if len(chunk) == 0:
+            chunk = actions[-1:]
+        cursor[0] += arguments.advance
+        header = Header(stamp=node.get_clock().now().to_msg(), frame_id="world")
+        response.trajectory = actions_to_trajectory(
+            chunk, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ
+        )
+        response.success, response.message = True, "scripted stand-in"
+        response.predicted_value = 1.0
+        return response
+
+    node.create_service(Plan, "/wav/plan", serve)
+    print(f"scripted_planner ready ({len(actions)} expert steps)", flush=True)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

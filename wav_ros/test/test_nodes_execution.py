@@ -1,0 +1,187 @@
+"""Execution through the ROS graph, one process per node: sim_bridge, camera_sync,
+action_executor and a planner complete a task episode; the executor's refusals, e-stop and
+cancel work over the wire."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+PEERS = Path(__file__).resolve().parent / "ros_peers"
+TIMEOUT_S = 60.0
+# Five processes share two cores here, so joint states can arrive late; the staleness check
+# itself is unit-tested (test_execution_session.py). Real robots keep the YAML's 0.25 s.
+EXECUTOR = ["-m", "wav_ros.nodes.action_executor", "--ros-args", "-p", "max_joint_state_age:=1.0"]
+
+
+def sim_args(**parameters) -> list[str]:
+    args = ["-m", "wav_ros.nodes.sim_bridge", "--ros-args", "-p", "camera_rate:=5.0"]
+    for name, value in parameters.items():
+        args += ["-p", f"{name}:={value}"]
+    return args
+
+
+@pytest.fixture
+def graph_client(ros_context):
+    """A client node spun by an executor thread, as the task runner and CLI use it."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    from wav_ros.nodes.task_runner import TaskRunner
+
+    runner = TaskRunner()
+    executor = SingleThreadedExecutor()
+    executor.add_node(runner)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    yield runner
+    executor.shutdown()
+    spinner.join()
+    runner.destroy_node()
+
+
+def test_closed_loop_episode_with_scripted_planner(graph_client, spawn_peer):
+    """The planner here is a SCRIPTED STAND-IN (the sim's expert replayed chunk by chunk), so
+    that this test checks the loop — sim, sync, safety gate, execution, re-planning — on its
+    own; the model's planning is tested in test_nodes_planning.py."""
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    spawn_peer(*sim_args(task="transfer_cube", seed=0))
+    spawn_peer("-m", "wav_ros.nodes.camera_sync")
+    spawn_peer(*EXECUTOR)
+    spawn_peer(str(PEERS / "scripted_planner_peer.py"), "--chunk", "16", "--advance", "8")
+    report = graph_client.run(
+        TaskRunnerConfig(instruction="", steps_per_plan=8, max_steps=400, timeout=TIMEOUT_S)
+    )
+    assert report.success, report.summary()
+    assert 0 < report.steps <= 400 and report.plans >= report.steps // 8
+
+
+def send_goal(runner, trajectory):
+    from wav_interfaces.action import ExecuteTrajectory
+    from wav_ros.nodes.task_runner import _wait
+
+    assert runner.execute_client.wait_for_server(timeout_sec=TIMEOUT_S)
+    handle = _wait(
+        runner.execute_client.send_goal_async(ExecuteTrajectory.Goal(trajectory=trajectory)),
+        TIMEOUT_S,
+    )
+    assert handle is not None and handle.accepted
+    return handle
+
+
+def result_of(handle):
+    from wav_ros.nodes.task_runner import _wait
+
+    wrapped = _wait(handle.get_result_async(), TIMEOUT_S)
+    assert wrapped is not None, "no result"
+    return wrapped.result
+
+
+class JointStateWatch:
+    """The latest /joint_states positions seen by the test."""
+
+    def __init__(self, node) -> None:
+        from sensor_msgs.msg import JointState
+
+        from wav_ros.nodes.qos import SENSOR_DATA
+
+        self.latest: np.ndarray | None = None
+        self.received = threading.Event()
+        node.create_subscription(JointState, "/joint_states", self._on_state, SENSOR_DATA)
+
+    def _on_state(self, message) -> None:
+        self.latest = np.array(message.position)
+        self.received.set()
+
+    def wait(self) -> np.ndarray:
+        assert self.received.wait(TIMEOUT_S), "no joint states"
+        return self.latest.copy()
+
+
+def ramp(start: np.ndarray, joint: int, delta: float, steps: int, stamp):
+    """A trajectory moving one joint by `delta` over `steps` control steps from `start`."""
+    from std_msgs.msg import Header
+
+    from wav_ros.nodes.conversions import actions_to_trajectory
+    from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
+
+    positions = np.repeat(start[None], steps, axis=0)
+    positions[:, joint] += np.linspace(delta / steps, delta, steps)
+    return actions_to_trajectory(
+        positions, JOINT_NAMES, header=Header(stamp=stamp), dt=1.0 / CONTROL_HZ
+    )
+
+
+def test_executor_refuses_bad_goals_and_honours_estop_and_cancel(graph_client, spawn_peer):
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+
+    from wav_interfaces.action import ExecuteTrajectory
+    from wav_ros.nodes.qos import LATCHED
+
+    runner = graph_client
+    watch = JointStateWatch(runner)
+    spawn_peer(*sim_args(task="transfer_cube"))
+    spawn_peer(*EXECUTOR)
+    start = watch.wait()
+    now = runner.get_clock().now().to_msg
+
+    # No heartbeat yet: the deadman refuses motion.
+    result = result_of(send_goal(runner, ramp(start, 0, 0.05, 10, now())))
+    assert result.error_code == ExecuteTrajectory.Result.REFUSED and "deadman" in result.message
+    runner.heartbeat_enabled = True
+    while "deadman" in result_of(send_goal(runner, ramp(watch.wait(), 0, 0.0, 5, now()))).message:
+        pass  # until the first heartbeat has reached the executor
+
+    # NaN, a jump beyond the velocity limit, a wrong joint name: refused with a reason.
+    start = watch.wait()
+    nan_goal = ramp(start, 1, 0.1, 20, now())
+    nan_goal.points[3].positions[2] = math.nan
+    result = result_of(send_goal(runner, nan_goal))
+    assert result.error_code == ExecuteTrajectory.Result.REFUSED, result.message
+    assert "not_finite" in result.message, result.message
+    result = result_of(send_goal(runner, ramp(start, 0, 1.0, 2, now())))
+    assert result.error_code == ExecuteTrajectory.Result.REFUSED, result.message
+    assert "velocity" in result.message, result.message
+    renamed = ramp(start, 0, 0.05, 10, now())
+    renamed.joint_names[0] = "left_hip"
+    result = result_of(send_goal(runner, renamed))
+    assert result.error_code == ExecuteTrajectory.Result.REFUSED and "left_hip" in result.message
+
+    # A slow, valid motion is cancelled midway: the arm stops short of the goal and holds.
+    handle = send_goal(runner, ramp(start, 0, 0.5, 150, now()))
+    while abs(watch.wait()[0] - start[0]) < 0.05:
+        watch.received.clear()
+    handle.cancel_goal_async()
+    result = result_of(handle)
+    assert result.error_code == ExecuteTrajectory.Result.CANCELED, result.message
+    stopped = watch.wait()[0]
+    assert abs(stopped - start[0]) < 0.45
+
+    # E-stop: latched, refuses goals until reset.
+    estop = runner.create_publisher(Bool, "/wav/estop", LATCHED)
+    estop.publish(Bool(data=True))
+    here = watch.wait()
+    result = result_of(send_goal(runner, ramp(here, 0, 0.05, 10, now())))
+    while "e-stop" not in result.message.lower() and "estop" not in result.message.lower():
+        result = result_of(send_goal(runner, ramp(watch.wait(), 0, 0.05, 10, now())))
+    assert result.error_code in (
+        ExecuteTrajectory.Result.REFUSED,
+        ExecuteTrajectory.Result.ESTOPPED,
+    )
+    reset = runner.create_client(Trigger, "/wav/estop/reset")
+    assert reset.wait_for_service(timeout_sec=TIMEOUT_S)
+    from wav_ros.nodes.task_runner import _wait
+
+    estop.publish(Bool(data=False))
+    response = _wait(reset.call_async(Trigger.Request()), TIMEOUT_S)
+    while not response.success:  # the release must reach the executor before the reset
+        response = _wait(reset.call_async(Trigger.Request()), TIMEOUT_S)
+    result = result_of(send_goal(runner, ramp(watch.wait(), 0, 0.05, 10, now())))
+    assert result.error_code == ExecuteTrajectory.Result.SUCCEEDED, result.message
