@@ -64,6 +64,9 @@ class TrainConfig:
     """accelerate's mixed precision: "no", "fp16", "bf16"."""
     progress: bool = True
     """Show tqdm bars (loss, throughput, ETA)."""
+    torch_threads: int | None = None
+    """torch intra-op threads per process (None: torch's default). On a CPU shared with other
+    jobs 1 is far faster: threads that wait for each other's time slices stall every op."""
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
@@ -99,6 +102,8 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}"
             )
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1 or None, got {self.torch_threads}")
         if self.policy == "direct" and self.init is None:
             raise ValueError(
                 "the direct baseline needs --init: a WAV checkpoint whose "

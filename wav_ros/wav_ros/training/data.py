@@ -194,7 +194,8 @@ class WindowStore:
     ) -> dict[str, Any]:
         """The batch of training step `step` (a pure function of its arguments).
 
-        images=False gives "latents" (needs cache_latents), True gives uint8 "images".
+        images=False gives "latents" (needs cache_latents), True gives uint8 "images";
+        "episode_index" and "frame_index" say where each window starts.
         """
         generator = torch.Generator().manual_seed(_mix(seed, step, rank))
         picks = torch.randint(len(self.anchors), (batch_size,), generator=generator).numpy()
@@ -221,6 +222,8 @@ class WindowStore:
             "actions": torch.from_numpy(np.stack(actions)),
             "future_states": torch.from_numpy(np.stack(futures)),
             "values": torch.from_numpy(np.stack(values))[..., None],
+            "episode_index": torch.from_numpy(self.anchors[picks, 0]),
+            "frame_index": torch.from_numpy(self.anchors[picks, 1]),
         }
         if images:
             batch["images"] = torch.from_numpy(np.ascontiguousarray(np.stack(frames)))

@@ -116,17 +116,20 @@ class ChunkedEvalPolicy:
 
 
 def make_eval_policy(
-    checkpoint: str, planning: bool = True, execute_steps: int = 8, threads: int | None = 1
+    checkpoint: str,
+    planning: bool = True,
+    execute_steps: int | None = None,
+    threads: int | None = 1,
 ) -> ChunkedEvalPolicy:
     """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
 
     planning=False runs WAV with K = 0 (one draw from the prior): the no-planning ablation.
+    execute_steps: targets executed per chunk (None: half the chunk).
     threads limits torch's intra-op threads per worker (parallel workers share the cores).
     """
     if threads is not None:
         torch.set_num_threads(threads)
     planner = EVAL_PLANNER if planning else NO_PLANNING
     model = load_policy(checkpoint, planner)
-    return ChunkedEvalPolicy(
-        model, planner if isinstance(model, WAVPolicy) else None, execute_steps
-    )
+    steps = execute_steps or max(1, model.config.chunk_size // 2)
+    return ChunkedEvalPolicy(model, planner if isinstance(model, WAVPolicy) else None, steps)

@@ -77,6 +77,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--max-episodes", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch threads per process (1 is fastest on a shared CPU)",
+    )
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -109,6 +115,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         data=DataConfig(frame_stride=args.frame_stride, max_episodes=args.max_episodes),
         mixed_precision=args.mixed_precision,
         progress=not args.no_progress,
+        torch_threads=args.torch_threads,
     )
 
 

@@ -78,6 +78,8 @@ class Trainer:
         from accelerate import Accelerator
 
         self.config = config
+        if config.torch_threads is not None:
+            torch.set_num_threads(config.torch_threads)
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
         self.config.out.mkdir(parents=True, exist_ok=True)
         self.store: WindowStore | None = None
@@ -216,6 +218,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(config.warmup_steps, steps)
         )
+        accelerator.free_memory()  # save_state/load_state cover only this stage's objects
         module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
         start, elapsed = 0, 0.0
         if checkpoint is not None:
@@ -397,7 +400,7 @@ class Trainer:
             "batch_size": self.config.batch_size,
             "processes": self.accelerator.num_processes,
             "device": _device_name(self.accelerator.device),
-            "wall_s": round(elapsed, 1),
+            "wall_s": round(elapsed, 3),
             "loss_start": sum(head) / len(head) if losses else None,
             "loss_end": sum(tail) / len(tail) if losses else None,
         }

@@ -1,0 +1,281 @@
+"""The training pipeline on a tiny dataset recorded here from the simulation: windows match the
+dataset, every stage runs and checkpoints, and a stage resumed mid-way continues the very loss
+curve of the uninterrupted run (optimizer, scheduler and noise restored)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+import numpy as np
+import pytest
+import torch
+
+from wav_ros.data.lerobot_format import LeRobotDataset, LeRobotDatasetWriter, WriterConfig
+from wav_ros.data.record import record_episode
+from wav_ros.model import (
+    ActionExpertConfig,
+    TokenizerConfig,
+    ValueExpertConfig,
+    VideoExpertConfig,
+    WAVConfig,
+    WAVPolicy,
+    resize_images,
+)
+from wav_ros.robot_description import CAMERA_NAMES, JOINT_NAMES
+from wav_ros.sim import make_env
+from wav_ros.sim.experts import make_expert
+from wav_ros.training import DataConfig, TrainConfig, WindowStore
+from wav_ros.training.train import parse_args
+from wav_ros.training.trainer import Trainer
+
+STEPS = 24  # frames per recorded episode
+
+
+def micro_config() -> WAVConfig:
+    """A WAV small enough to train a few steps of every stage in seconds."""
+    return WAVConfig(
+        chunk_size=4,
+        memory_stride=2,
+        num_layers=2,
+        timestep_embed_dim=16,
+        value_sampling_steps=2,
+        action_sampling_steps=2,
+        video_sampling_steps=2,
+        tokenizer=TokenizerConfig(image_size=16, block_out_channels=(8, 8), norm_num_groups=4),
+        video=VideoExpertConfig(hidden_size=16, num_heads=2),
+        value=ValueExpertConfig(hidden_size=16, num_heads=2),
+        action=ActionExpertConfig(hidden_size=16, num_heads=2),
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two short transfer_cube episodes (one clean, one noisy) at 32 px, twice the model's."""
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    writer = LeRobotDatasetWriter(root, WriterConfig(state_names=JOINT_NAMES))
+    env = make_env(
+        "transfer_cube",
+        image_size=(32, 32),
+        cameras=CAMERA_NAMES,
+        max_steps=STEPS,
+        terminate_on_success=False,
+    )
+    experts = [
+        make_expert("transfer_cube", seed=0),
+        make_expert("transfer_cube", noise_std=0.05, perturbation="strong", seed=1),
+    ]
+    try:
+        for seed, expert in enumerate(experts):
+            writer.add_episode(record_episode(env, expert, seed, after_success=0))
+    finally:
+        env.close()
+    return writer.finalize()
+
+
+@pytest.fixture(scope="module")
+def model_json(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "micro.json"
+    path.write_text(json.dumps(micro_config().to_dict()))
+    return path
+
+
+def train_config(dataset, out, model_json, stages, steps, **changes) -> TrainConfig:
+    options = dict(
+        dataset=dataset,
+        out=out,
+        stages=stages,
+        steps=steps,
+        model=str(model_json),
+        batch_size=4,
+        warmup_steps=2,
+        save_every=3,
+        log_every=1,
+        progress=False,
+        data=DataConfig(frame_stride=2),
+        learning_rate=1e-3,
+    )
+    options.update(changes)
+    return TrainConfig(**options)
+
+
+def metric_rows(out, stage):
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if r["stage"] == stage and "loss" in r}
+
+
+def test_batches_are_the_dataset_windows_at_the_model_size(dataset):
+    config = micro_config()
+    store = WindowStore.from_dataset(dataset, config, DataConfig(frame_stride=2))
+    assert len(store) == 2 * STEPS // 2
+    batch = store.batch(6, seed=0, step=0, images=True)
+    reader = LeRobotDataset(dataset)
+    for i in range(6):
+        episode, t = int(batch["episode_index"][i]), int(batch["frame_index"][i])
+        assert t % 2 == 0
+        window = reader.window(
+            episode, t, n_memory=1, n_future=1, stride=config.chunk_size, chunk=config.chunk_size
+        )
+        for view, camera in enumerate(CAMERA_NAMES):
+            key = "observation.images." + camera
+            memory = resize_images({"x": window.memory_images[key][0]}, 16)["x"]
+            future = resize_images({"x": window.future_images[key][0]}, 16)["x"]
+            np.testing.assert_array_equal(batch["images"][i, view, 0].numpy(), memory)
+            np.testing.assert_array_equal(batch["images"][i, view, 1].numpy(), future)
+        np.testing.assert_array_equal(batch["state"][i].numpy(), window.state)
+        np.testing.assert_array_equal(batch["actions"][i].numpy(), window.actions)
+        np.testing.assert_array_equal(batch["future_states"][i].numpy(), window.future_states)
+        np.testing.assert_array_equal(batch["values"][i, :, 0].numpy(), window.values)
+        assert batch["instruction"][i] == window.instruction
+
+
+def test_batches_depend_only_on_seed_step_and_rank(dataset):
+    store = WindowStore.from_dataset(dataset, micro_config(), DataConfig(frame_stride=2))
+    first = store.batch(8, seed=3, step=5, images=True)
+    again = store.batch(8, seed=3, step=5, images=True)
+    assert torch.equal(first["images"], again["images"])
+    picks = {
+        tuple(store.batch(8, 3, step, rank, True)["frame_index"].tolist())
+        for step, rank in ((5, 0), (6, 0), (5, 1))
+    }
+    assert len(picks) == 3
+
+
+def test_resumed_stage_continues_the_uninterrupted_loss_curve(dataset, model_json, tmp_path):
+    steps = {"tokenizer": 2, "video": 6}
+    straight = train_config(
+        dataset, tmp_path / "straight", model_json, ("tokenizer", "video"), steps
+    )
+    Trainer(straight).run()
+
+    interrupted = train_config(
+        dataset, tmp_path / "resumed", model_json, ("tokenizer", "video"), steps
+    )
+    trainer = Trainer(interrupted)
+    original_batch = WindowStore.batch
+
+    def crash_after_three(store, batch_size, seed, step, rank=0, images=False):
+        if not images and step == 3:
+            raise KeyboardInterrupt("simulated crash after the step-3 checkpoint")
+        return original_batch(store, batch_size, seed, step, rank, images)
+
+    WindowStore.batch = crash_after_three
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+    finally:
+        WindowStore.batch = original_batch
+    video_dir = interrupted.out / "stages" / "video"
+    assert not (video_dir / "final").exists()
+    assert (video_dir / "checkpoint-000003" / "pretrained" / "model.safetensors").is_file()
+    assert sorted(metric_rows(interrupted.out, "video")) == [1, 2, 3]
+
+    Trainer(interrupted).run()  # a fresh process would do the same: resume from checkpoint-3
+    before, after = metric_rows(straight.out, "video"), metric_rows(interrupted.out, "video")
+    assert sorted(after) == [1, 2, 3, 4, 5, 6]
+    for step in range(1, 7):
+        assert after[step]["loss"] == pytest.approx(before[step]["loss"], rel=1e-5), step
+        assert after[step]["lr"] == pytest.approx(before[step]["lr"]), step
+    a = WAVPolicy.from_pretrained(straight.out / "stages" / "video" / "final").state_dict()
+    b = WAVPolicy.from_pretrained(video_dir / "final").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_json, tmp_path):
+    from wav_ros.evaluation import evaluate
+    from wav_ros.training.policies import load_policy, make_eval_policy
+
+    steps = {"tokenizer": 2, "video": 3, "value": 3, "action": 3}
+    config = train_config(dataset, tmp_path / "wav", model_json, tuple(steps), steps)
+    trained = Trainer(config).run()
+    summary = json.loads((config.out / "train_summary.json").read_text())
+    assert list(summary) == list(steps)
+    for stage in steps:
+        assert summary[stage]["steps_done"] == steps[stage]
+        assert summary[stage]["wall_s"] > 0 and "cpu" in summary[stage]["device"]
+        checkpoint = config.out / "stages" / stage / f"checkpoint-{steps[stage]:06d}"
+        assert (checkpoint / "pretrained" / "model.safetensors").is_file()
+    final = config.out / "stages" / "action" / "final"
+    loaded = WAVPolicy.from_pretrained(final)
+    for key, tensor in trained.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[key]), key
+    latent_stats = loaded.normalizer.get_stats()["latent"]
+    assert latent_stats["std"] != [1.0] * 4  # set from the data when the video stage began
+
+    direct_config = train_config(
+        dataset,
+        tmp_path / "direct",
+        model_json,
+        ("action",),
+        {"action": 3},
+        policy="direct",
+        init=final,
+    )
+    Trainer(direct_config).run()
+    direct = load_policy(direct_config.out / "stages" / "action" / "final")
+    assert type(direct).__name__ == "DirectActionPolicy"
+    assert torch.equal(
+        direct.tokenizer.state_dict()["vae.encoder.conv_in.weight"],
+        loaded.tokenizer.state_dict()["vae.encoder.conv_in.weight"],
+    )
+
+    direct_final = direct_config.out / "stages" / "action" / "final"
+    for index, (checkpoint, planning) in enumerate(
+        ((final, True), (final, False), (direct_final, False))
+    ):
+        results = evaluate(
+            lambda c=checkpoint, p=planning: make_eval_policy(str(c), planning=p, threads=None),
+            tasks=["transfer_cube"],
+            episodes=1,
+            seed=0,
+            out_dir=tmp_path / f"eval{index}",
+            save_videos=False,
+            image_size=(32, 32),
+            max_steps=6,
+        )
+        assert results.summaries["transfer_cube"].episodes == 1
+        assert results.episodes[0].length == 6
+
+
+def test_bad_configs_are_refused(dataset, tmp_path):
+    with pytest.raises(ValueError, match="training order"):
+        TrainConfig(dataset=dataset, out=tmp_path, stages=("action", "video"))
+    with pytest.raises(ValueError, match="policy"):
+        TrainConfig(dataset=dataset, out=tmp_path, policy="act")
+    with pytest.raises(ValueError, match="--init"):
+        TrainConfig(dataset=dataset, out=tmp_path, stages=("action",), policy="direct")
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(dataset=dataset, out=tmp_path, stages=("video",), steps={"video": 0})
+    with pytest.raises(ValueError, match="frame_stride"):
+        DataConfig(frame_stride=0)
+    with pytest.raises(ValueError, match="cameras"):
+        WindowStore.from_dataset(dataset, WAVConfig(camera_names=("cam_nowhere",)))
+
+
+def test_cli_maps_onto_the_config(tmp_path):
+    config = parse_args(
+        [
+            "--dataset",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--stage",
+            "all",
+            "--steps",
+            "5",
+            "--stage-steps",
+            "action=7",
+            "--frame-stride",
+            "4",
+            "--torch-threads",
+            "1",
+        ]
+    )
+    assert config.stages == ("tokenizer", "video", "value", "action")
+    assert config.steps == {"tokenizer": 5, "video": 5, "value": 5, "action": 7}
+    assert config.data.frame_stride == 4 and config.torch_threads == 1
+    single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
+    assert single.stages == ("value",)
