@@ -335,3 +335,18 @@ def test_arm_far_from_its_setpoint_refuses_new_chunks():
     setpoint = session.last_command
     verdict = session.submit(moving_chunk(setpoint, joint_speeds(0.5), 0.2), 0.2).verdict
     assert not verdict.accepted and RefusalCode.TRACKING in verdict.codes
+
+
+def test_blend_from_rest_stays_inside_position_limits_where_an_offset_fade_would_not():
+    """Gripper held closed (0.0); the new chunk starts at 0.2 and closes to 0.0 again.
+    Fading the seam offset (-0.2) onto it would command -0.2 + ...: below the limit."""
+    gripper = JOINT_NAMES.index("right_gripper")
+    start = HOME.copy()
+    start[gripper] = 0.0
+    positions = np.repeat(start[None], 20, axis=0)
+    positions[:, gripper] = np.linspace(0.2, 0.0, 20)
+    new = JointTrajectoryData(JOINT_NAMES, np.arange(20) * DT, positions, 0.0)
+    blended = blend_chunks(None, new, 0.0, start, LIMITS, window=0.2, dt=DT, max_window=1.0)
+    assert blended.positions[:, gripper].min() >= 0.0
+    assert np.allclose(blended.positions[0], start)
+    assert np.allclose(blended.positions[-1], new.positions[-1])

@@ -2,7 +2,8 @@
 
 It serves /wav/plan by replaying the sim's scripted expert: it rolls the expert out once in its
 own copy of the simulation (same task and episode seed as sim_bridge, so the same layout) and
-answers each call with the next chunk of those joint targets. It stands in for the model so
+answers each call with the chunk of those joint targets that follows where the arms are now
+(the recorded target nearest to the current joint state, searching forward). It stands in for the model so
 the test exercises sim_bridge, camera_sync, action_executor and the task runner for real and
 deterministically; the README's main command uses the real model.
 """
@@ -15,10 +16,12 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
 from wav_interfaces.srv import Plan
 from wav_ros.nodes.conversions import actions_to_trajectory
+from wav_ros.nodes.qos import SENSOR_DATA
 from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 from wav_ros.sim import make_env
 from wav_ros.sim.experts import make_expert
@@ -44,18 +47,29 @@ def main() -> None:
     parser.add_argument("--task", default="transfer_cube")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk", type=int, default=16)
-    parser.add_argument("--advance", type=int, default=8)
+    parser.add_argument("--search", type=int, default=24, help="steps searched ahead")
     arguments, ros_args = parser.parse_known_args()
     actions = expert_actions(arguments.task, arguments.seed)
     rclpy.init(args=ros_args)
     node = Node("scripted_planner")
     cursor = [0]
+    state: list[np.ndarray] = []
+    arm_joints = [index for index, name in enumerate(JOINT_NAMES) if "gripper" not in name]
+
+    def on_joint_state(message: JointState) -> None:
+        positions = dict(zip(message.name, message.position, strict=True))
+        state[:] = [np.array([positions[name] for name in JOINT_NAMES])]
+
+    node.create_subscription(JointState, "/joint_states", on_joint_state, SENSOR_DATA)
 
     def serve(request: Plan.Request, response: Plan.Response) -> Plan.Response:
-        chunk = actions[cursor[0] : cursor[0] + arguments.chunk]
+        if state:
+            window = actions[cursor[0] : cursor[0] + arguments.search, arm_joints]
+            distance = np.abs(window - state[0][arm_joints]).max(axis=1)
+            cursor[0] += int(np.argmin(distance))
+        chunk = actions[cursor[0] + 1 : cursor[0] + 1 + arguments.chunk]
         if len(chunk) == 0:
             chunk = actions[-1:]
-        cursor[0] += arguments.advance
         header = Header(stamp=node.get_clock().now().to_msg(), frame_id="world")
         response.trajectory = actions_to_trajectory(
             chunk, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ

@@ -35,8 +35,14 @@ def _blend_once(
     absolute = start_time + grid
     target = np.stack([new.sample(t - new.stamp) for t in absolute])
     weight = _smoothstep(grid / grid[-1])[:, None]
-    if follow_previous and previous is not None:
-        old = np.stack([previous.sample(t - previous.stamp) for t in absolute])
+    if follow_previous:
+        # Holding still is following a constant path: the blend is then a convex mix of the
+        # held position and the new path, which stays inside any position limits both obey.
+        old = (
+            np.stack([previous.sample(t - previous.stamp) for t in absolute])
+            if previous is not None
+            else np.repeat(start_positions[None], len(absolute), axis=0)
+        )
         blended = old + weight * (target - old)
     else:
         blended = target + (1.0 - weight) * (start_positions - target[0])
@@ -96,7 +102,8 @@ def blend_chunks(
 
     Two blends are tried, each with the window doubled up to `max_window` while some joint
     would exceed its limits. First a path blend: the command moves from the remainder of
-    `previous` to `new` with a smoothstep weight, so the velocity is continuous at the seam.
+    `previous` (or from `start_positions` held, when there is none) to `new` with a smoothstep
+    weight, so the velocity is continuous at the seam.
     When the two paths diverge too fast for that, an offset blend: `new` plus the seam offset
     decaying to zero, whose extra speed depends only on the offset. If neither fits, a
     RefusedError says which joint and how fast.
@@ -105,7 +112,7 @@ def blend_chunks(
         raise ValueError(f"need 0 < dt <= window <= max_window, got {dt}, {window}, {max_window}")
     start = np.asarray(start_positions, dtype=np.float64)
     first_refusal: Refusal | None = None
-    for follow_previous in (True, False) if previous is not None else (False,):
+    for follow_previous in (True, False):
         trial = window
         while True:
             blended = _blend_once(previous, new, start_time, start, trial, dt, follow_previous)
