@@ -20,6 +20,9 @@ import pytest
 # Set before rclpy is imported anywhere in this process or in the peers it spawns.
 os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# One math thread per process: multi-process tests run several model processes on two cores,
+# where PyTorch's per-core thread pools fight each other (20-50x slower measured here).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -17,13 +17,16 @@ SHIPPED_CHECKPOINT = Path(wav_ros.__file__).resolve().parent / "checkpoints" / "
 
 
 class ModelNode(LifecycleNode):
-    """Parameters `checkpoint` ("" = the shipped one), `device` and `autostart`."""
+    """Parameters `checkpoint` ("" = the shipped one), `device`, `torch_threads`, `autostart`."""
 
     def __init__(self, node_name: str, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.declare_parameter("checkpoint", "")
         self.declare_parameter("device", "cpu")
         self.declare_parameter("autostart", True)
+        # 0 keeps PyTorch's default (one per core); on a shared few-core CPU, 1 avoids threads
+        # of several processes fighting over the same cores.
+        self.declare_parameter("torch_threads", 0)
         self.policy = None
         self.load_error = "not configured yet"
         self.active = False
@@ -37,6 +40,11 @@ class ModelNode(LifecycleNode):
         from wav_ros.model import WAVPolicy
 
         path, device = self.checkpoint_path, self.get_parameter("device").value
+        threads = self.get_parameter("torch_threads").value
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
         try:
             self.policy = WAVPolicy.from_pretrained(path, device=device)
         except (OSError, ValueError, TypeError, RuntimeError) as error:
