@@ -4,8 +4,8 @@ It serves /wav/plan by replaying the sim's scripted expert: it rolls the expert 
 own copy of the simulation (same task and episode seed as sim_bridge, so the same layout) and
 answers each call with the chunk of those joint targets that follows where the arms are now
 (the recorded target nearest to the current joint state, searching forward). It stands in for
-the model so the test exercises sim_bridge, camera_sync, action_executor and the task runner for real and
-deterministically; the README's main command uses the real model.
+the model so the test exercises sim_bridge, camera_sync, action_executor and the task runner
+for real and deterministically; the README's main command uses the real model.
 """
 
 from __future__ import annotations
