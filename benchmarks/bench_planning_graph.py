@@ -160,7 +160,11 @@ def main() -> None:
             for process in processes:
                 process.terminate()
             for process in processes:
-                process.wait(timeout=20)
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
             while client.service_is_ready():  # the next mode's planner must be the one answering
                 time.sleep(0.05)
 

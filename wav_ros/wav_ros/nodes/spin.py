@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 
 from wav_ros.nodes.model_host import ModelNode
@@ -34,7 +38,9 @@ def run_nodes(
         for node in nodes:
             if isinstance(node, ModelNode):
                 node.autostart()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = (
+            MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        )
         for node in nodes:
             executor.add_node(node)
         names = ", ".join(node.get_name() for node in nodes)
