@@ -40,6 +40,12 @@ def ros_available() -> bool:
     return True
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in an ini file, so `colcon test` (run from wav_ros/) knows them too.
+    config.addinivalue_line("markers", "ros: needs rclpy and the built wav_interfaces")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if ros_available():
         return
