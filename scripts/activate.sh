@@ -15,4 +15,6 @@ source "$_wav_root/install/setup.bash"
 export PATH="$_wav_root/install/wav_ros/lib/wav_ros:$PATH"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Offscreen MuJoCo rendering on the CPU; set MUJOCO_GL=egl on a machine with a GPU.
+export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
 unset _wav_root _wav_had_u

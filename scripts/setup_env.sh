@@ -33,11 +33,11 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating $VENV with $("$PYTHON" --version)"
   "$PYTHON" -m venv "$VENV"
 fi
-REQ_HASH="$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)"
+REQ_HASH="$(cat requirements.txt requirements-nodeps.txt constraints.txt | sha256sum | cut -d' ' -f1)"
 STAMP="$VENV/.wav_requirements.sha256"
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$REQ_HASH" ]]; then
-  log "installing pinned Python dependencies (requirements.txt)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
+  log "installing pinned Python dependencies (requirements.txt, locked by constraints.txt)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
   # Packages whose declared dependency pins conflict with ours (see requirements-nodeps.txt).
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   echo "$REQ_HASH" >"$STAMP"

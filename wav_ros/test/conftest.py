@@ -23,6 +23,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 # One math thread per process: multi-process tests run several model processes on two cores,
 # where PyTorch's per-core thread pools fight each other (20-50x slower measured here).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Offscreen MuJoCo on the CPU (EGL needs a GPU device); must be set before mujoco is imported.
+os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -6,6 +6,8 @@ and how a failure to load is reported (the node stays unconfigured and says why 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -30,6 +32,7 @@ class ModelNode(LifecycleNode):
         self.policy = None
         self.load_error = "not configured yet"
         self.active = False
+        self._model_lock = threading.Lock()
 
     @property
     def checkpoint_path(self) -> Path:
@@ -81,6 +84,30 @@ class ModelNode(LifecycleNode):
         if not self.active:
             return f"node {self.get_name()} is configured but not active"
         return ""
+
+    def create_model_service(self, service_type, name: str, handler: Callable) -> None:
+        """A service answered by `handler(request, response)` under the model lock.
+
+        The handler raises ValueError to refuse (bad input, no model) and anything else on a
+        model failure; either way the caller gets success=False and the reason, never silence.
+        """
+        verb = name.rsplit("/", 1)[-1]
+
+        def serve(request, response):
+            reason = self.unavailable_reason()
+            try:
+                if reason:
+                    raise ValueError(reason)
+                with self._model_lock:
+                    handler(request, response)
+            except ValueError as error:
+                response.success, response.message = False, f"{verb} refused: {error}"
+            except Exception as error:  # any model failure becomes a refusal with its reason
+                self.get_logger().error(f"{verb} failed: {error!r}")
+                response.success, response.message = False, f"{verb} failed: {error!r}"
+            return response
+
+        self.create_service(service_type, name, serve)
 
     def autostart(self) -> None:
         """Configure and activate now when the `autostart` parameter is set (no manager needed)."""

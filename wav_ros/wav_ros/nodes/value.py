@@ -7,8 +7,6 @@ expert's hidden states, which the action expert reads when the chosen plan is de
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 
@@ -23,26 +21,11 @@ class ValueNode(ModelNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("value", **kwargs)
         self.declare_parameter("max_batch", 1024)
-        self._lock = threading.Lock()
-        self.create_service(Score, "/wav/score", self._on_score)
-
-    def _on_score(self, request: Score.Request, response: Score.Response):
-        try:
-            with self._lock:
-                self._score(request, response)
-        except ValueError as error:
-            response.success, response.message = False, f"score refused: {error}"
-        except Exception as error:  # any model failure becomes a refusal with its reason
-            self.get_logger().error(f"score failed: {error!r}")
-            response.success, response.message = False, f"score failed: {error!r}"
-        return response
+        self.create_model_service(Score, "/wav/score", self._score)
 
     def _score(self, request: Score.Request, response: Score.Response) -> None:
         from wav_ros.model import VideoFeatures
 
-        reason = self.unavailable_reason()
-        if reason:
-            raise ValueError(reason)
         arrays = conversions.features_to_arrays(request.features)
         if "hidden_states" not in arrays:
             raise ValueError(f"features lack 'hidden_states' (have {sorted(arrays)})")

@@ -11,7 +11,6 @@ it on /wav/imagined_rollout for RViz.
 from __future__ import annotations
 
 import hashlib
-import threading
 
 import numpy as np
 import torch
@@ -43,31 +42,16 @@ class WorldModelNode(ModelNode):
         self._latest: Observation | None = None
         self._cache_key: str | None = None
         self._cache_context = None
-        self._lock = threading.Lock()
         self.create_subscription(
             Observation, self.get_parameter("observation_topic").value, self._on_observation, 5
         )
         self._rollout_publisher = RolloutPublisher(self)
-        self.create_service(Imagine, "/wav/imagine", self._on_imagine)
+        self.create_model_service(Imagine, "/wav/imagine", self._imagine)
 
     def _on_observation(self, message: Observation) -> None:
         self._latest = message
 
-    def _on_imagine(self, request: Imagine.Request, response: Imagine.Response):
-        try:
-            with self._lock:
-                self._imagine(request, response)
-        except ValueError as error:
-            response.success, response.message = False, f"imagine refused: {error}"
-        except Exception as error:  # any model failure becomes a refusal with its reason
-            self.get_logger().error(f"imagine failed: {error!r}")
-            response.success, response.message = False, f"imagine failed: {error!r}"
-        return response
-
     def _imagine(self, request: Imagine.Request, response: Imagine.Response) -> None:
-        reason = self.unavailable_reason()
-        if reason:
-            raise ValueError(reason)
         instruction = request.instruction.strip()
         if not instruction:
             raise ValueError("empty instruction")
