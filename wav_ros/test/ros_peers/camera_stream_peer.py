@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from peer_runtime import spin_until_shutdown  # this folder: peers run as scripts
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
@@ -71,6 +71,7 @@ class CameraStreamPeer(Node):
             JointState, f"{args.prefix}/joint_states", qos_profile_sensor_data
         )
         self.frame = 0
+        self.last_base_ns = 0
         self.timer = None
         self.match_timer = self.create_timer(0.01, self.start_when_matched)
 
@@ -91,7 +92,11 @@ class CameraStreamPeer(Node):
 
     def publish_frame(self) -> None:
         args, frame = self.args, self.frame
-        base_ns = self.get_clock().now().nanoseconds
+        # Frames stay at least 0.7 periods apart in stamp even when a starved timer fires late
+        # and back to back, so sets of different frames never fall within the slop.
+        spacing_ns = round(0.7 * NANOSECONDS / args.rate)
+        base_ns = max(self.get_clock().now().nanoseconds, self.last_base_ns + spacing_ns)
+        self.last_base_ns = base_ns
         sends = []
         for index, (publisher, encoding) in enumerate(
             zip(self.camera_publishers, self.encodings, strict=True)
@@ -124,15 +129,7 @@ def main() -> None:
     args = parse_args()
     rclpy.init()
     node = CameraStreamPeer(args)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import rclpy
 from rclpy.action import ActionServer
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import interface_samples as samples
+from peer_runtime import spin_until_shutdown  # this folder: peers run as scripts
 
 from wav_interfaces.action import ExecuteTrajectory
 from wav_interfaces.srv import Imagine, Plan, Score
@@ -83,16 +83,7 @@ class EchoPeer(Node):
 def main() -> None:
     rclpy.init()
     node = EchoPeer()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    print("interface_echo_peer ready", flush=True)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node, "interface_echo_peer ready")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from peer_runtime import spin_until_shutdown  # this folder: peers run as scripts
 from rclpy.node import Node
 from rclpy.time import Duration
 from sensor_msgs.msg import JointState
@@ -48,14 +48,7 @@ def main() -> None:
         publisher.publish(message)
 
     node.create_timer(1.0 / arguments.rate, publish)
-    print("observation_peer ready", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node, "observation_peer ready")
 
 
 if __name__ == "__main__":

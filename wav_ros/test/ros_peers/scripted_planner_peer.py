@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from peer_runtime import spin_until_shutdown  # this folder: peers run as scripts
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
@@ -79,14 +79,7 @@ def main() -> None:
         return response
 
     node.create_service(Plan, "/wav/plan", serve)
-    print(f"scripted_planner ready ({len(actions)} expert steps)", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node, f"scripted_planner ready ({len(actions)} expert steps)")
 
 
 if __name__ == "__main__":
