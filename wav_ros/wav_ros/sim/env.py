@@ -15,6 +15,8 @@ import numpy as np
 
 from wav_ros.robot_description import (
     ACTION_DIM,
+    ARM_JOINTS,
+    ARM_SIDES,
     CAMERA_NAMES,
     CONTROL_HZ,
     DEFAULT_JOINT_LIMITS,
@@ -26,7 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import mujoco
 
-from wav_ros.sim.scene import build_model
+from wav_ros.sim.scene import build_model, mjcf_joint
 from wav_ros.sim.tasks import TASK_CLASSES, TASKS, Task
 
 # gym-aloha's puppet gripper finger positions (m) for normalised 0 (closed) and 1 (open).
@@ -122,32 +124,9 @@ class BimanualEnv:
         self.n_substeps = round(1.0 / CONTROL_HZ / self.model.opt.timestep)
         self._renderer: mujoco.Renderer | None = None
         self._seeds = np.random.default_rng(config.seed)
-        self._qpos_adr = [
-            self.model.joint(f"vx300s_{s}/{j}").qposadr[0]
-            for s in ("left", "right")
-            for j in (
-                "waist",
-                "shoulder",
-                "elbow",
-                "forearm_roll",
-                "wrist_angle",
-                "wrist_rotate",
-                "left_finger",
-            )
-        ]
-        self._dof_adr = [
-            self.model.joint(f"vx300s_{s}/{j}").dofadr[0]
-            for s in ("left", "right")
-            for j in (
-                "waist",
-                "shoulder",
-                "elbow",
-                "forearm_roll",
-                "wrist_angle",
-                "wrist_rotate",
-                "left_finger",
-            )
-        ]
+        joints = [mjcf_joint(side, joint) for side in ARM_SIDES for joint in ARM_JOINTS]
+        self._qpos_adr = [self.model.joint(name).qposadr[0] for name in joints]
+        self._dof_adr = [self.model.joint(name).dofadr[0] for name in joints]
         self.step_count = 0
         self.episode_seed: int | None = None
         self.success = False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from wav_ros.robot_description import ACTION_DIM
+from wav_ros.robot_description import ACTION_DIM, ARM_SIDES
 from wav_ros.sim.env import (
     ACTION_LOWER,
     ACTION_UPPER,
@@ -26,11 +26,10 @@ from wav_ros.sim.env import (
     Observation,
     unnormalize_gripper,
 )
-from wav_ros.sim.scene import BIN_CENTER, build_model
+from wav_ros.sim.scene import ARM_REVOLUTE_JOINTS, BIN_CENTER, build_model, mjcf_joint
 from wav_ros.sim.tasks import START_ARM_QPOS, TASKS, BinSequenceTask, ColorHandoverTask
 
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
-SIDES = ("left", "right")
 
 
 def axis_angle_quat(axis: tuple[float, float, float], degrees: float) -> np.ndarray:
@@ -230,7 +229,7 @@ BIN_DROP_OFFSET = 0.03
 
 def plan_bin_sequence(home: Home, cubes: list[np.ndarray]) -> Plan:
     """Each cube, in order, is picked by the arm on its side and dropped into the bin."""
-    waypoints = {side: [_home(home, 0, side)] for side in SIDES}
+    waypoints = {side: [_home(home, 0, side)] for side in ARM_SIDES}
     carries = []
     t = 0
     for cube in cubes:
@@ -270,16 +269,9 @@ class MocapTwin:
         self.data = mujoco.MjData(self.model)
         self.n_substeps = round(0.02 / self.model.opt.timestep)
         self._arm_qpos = [
-            self.model.joint(f"vx300s_{side}/{joint}").qposadr[0]
-            for side in SIDES
-            for joint in (
-                "waist",
-                "shoulder",
-                "elbow",
-                "forearm_roll",
-                "wrist_angle",
-                "wrist_rotate",
-            )
+            self.model.joint(mjcf_joint(side, joint)).qposadr[0]
+            for side in ARM_SIDES
+            for joint in ARM_REVOLUTE_JOINTS
         ]
 
         self.home = self._home_poses()
@@ -290,7 +282,7 @@ class MocapTwin:
         self.data.qpos[:16] = START_ARM_QPOS
         mujoco.mj_forward(self.model, self.data)
         home = {}
-        for i, side in enumerate(SIDES):
+        for i, side in enumerate(ARM_SIDES):
             gripper = self.data.body(f"vx300s_{side}/gripper_link")
             rel_pos, rel_quat = self.model.eq_data[i, 3:6], self.model.eq_data[i, 6:10]
             inverse = np.zeros(4)
@@ -308,7 +300,7 @@ class MocapTwin:
         self.data.qpos[:] = qpos
         targets = np.zeros((plan.length, ACTION_DIM))
         for t in range(plan.length):
-            for i, side in enumerate(SIDES):
+            for i, side in enumerate(ARM_SIDES):
                 xyz, quat, gripper = interpolate(plan.waypoints[side], t)
                 self.data.mocap_pos[i] = xyz
                 self.data.mocap_quat[i] = quat

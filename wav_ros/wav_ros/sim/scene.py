@@ -17,17 +17,16 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-#: Cameras of the real ALOHA, added to (or aliased in) the model under these names.
-ALOHA_CAMERAS: tuple[str, ...] = ("cam_high", "cam_left_wrist", "cam_right_wrist")
-SIDES: tuple[str, ...] = ("left", "right")
-ARM_JOINTS: tuple[str, ...] = (
-    "waist",
-    "shoulder",
-    "elbow",
-    "forearm_roll",
-    "wrist_angle",
-    "wrist_rotate",
-)
+from wav_ros.robot_description import ARM_JOINTS, ARM_SIDES
+
+#: The six revolute joints of each arm (robot_description's joints less the gripper).
+ARM_REVOLUTE_JOINTS: tuple[str, ...] = tuple(j for j in ARM_JOINTS if j != "gripper")
+
+
+def mjcf_joint(side: str, joint: str) -> str:
+    """The MJCF joint of one of robot_description's joints (the gripper is its left finger)."""
+    return f"vx300s_{side}/{'left_finger' if joint == 'gripper' else joint}"
+
 
 #: Cube half size (m), as gym-aloha's red box.
 CUBE_HALF_SIZE = 0.02
@@ -112,7 +111,7 @@ def _add_cameras(spec: mujoco.MjSpec) -> None:
     # Gripper-link frame: x along the fingers, z up when the wrist is level, y across the jaws.
     position = np.array([-0.02, 0.0, 0.075])
     quat = _look_at_quat(position, np.array([0.16, 0.0, 0.0]), right=np.array([0.0, -1.0, 0.0]))
-    for side in SIDES:
+    for side in ARM_SIDES:
         gripper = spec.body(f"vx300s_{side}/gripper_link")
         gripper.add_camera(name=f"cam_{side}_wrist", pos=position, quat=quat, fovy=75.0)
 
@@ -171,11 +170,11 @@ def _make_mocap_twin(spec: mujoco.MjSpec) -> None:
     with a stiff impedance so the grippers do not lag behind the mocap bodies.
     """
     arm_actuators = [
-        a for a in spec.actuators if any(a.target.endswith(f"/{j}") for j in ARM_JOINTS)
+        a for a in spec.actuators if any(a.target.endswith(f"/{j}") for j in ARM_REVOLUTE_JOINTS)
     ]
     for actuator in arm_actuators:
         spec.delete(actuator)
-    for side in SIDES:
+    for side in ARM_SIDES:
         spec.worldbody.add_body(name=f"mocap_{side}", mocap=True)
         spec.add_equality(
             type=mujoco.mjtEq.mjEQ_WELD,
@@ -216,6 +215,6 @@ def build_model(
     if mocap_twin:
         # Anchor, relative position, relative quaternion, torque scale: the relpose that MuJoCo
         # computes for gym-aloha's own end-effector models from their reference pose.
-        for eq, side in enumerate(SIDES):
+        for eq, side in enumerate(ARM_SIDES):
             model.eq_data[eq, :11] = [0, 0, 0, *MOCAP_WELD_RELPOSE[side], 1.0]
     return model
