@@ -24,8 +24,9 @@ from wav_ros.robot_description import DEFAULT_JOINT_LIMITS, JOINT_NAMES
 #: Planner settings of the evaluations: the paper's algorithm with a CPU-sized search.
 EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
 NO_PLANNING = PlannerConfig(iterations=0)
-_LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES], dtype=np.float32)
-_UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES], dtype=np.float32)
+# float64 like the env's own limits: a float32 copy of 3.14158 lies above it.
+_LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES], dtype=np.float64)
+_UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES], dtype=np.float64)
 
 
 def load_policy(directory: str | Path, planner_config: PlannerConfig | None = None) -> Any:
@@ -109,10 +110,11 @@ class ChunkedEvalPolicy:
                 chunk = self.model.predict_chunk(images, obs.qpos, self._instruction)
             self.plan_seconds.append(time.perf_counter() - started)
             self._plans += 1
+            chunk = np.asarray(chunk, dtype=np.float64)
             clipped = np.clip(chunk, _LOWER, _UPPER)
             self.clipped_targets += int((clipped != chunk).sum())
             self._queue.extend(clipped[: self.execute_steps])
-        return self._queue.popleft().astype(np.float64)
+        return self._queue.popleft()
 
 
 def make_eval_policy(

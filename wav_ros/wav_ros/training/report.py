@@ -42,13 +42,19 @@ TRAINING = REPO_DIR / "reports" / "training"
 COMMAND = "PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes 50 --workers 2"
 
 
-def policy_factories(wav: Path, direct: Path) -> dict[str, Any]:
-    """Name -> picklable zero-argument factory for the harness."""
+def policy_factories(wav: Path, direct: Path) -> dict[str, tuple[str, Any]]:
+    """Key -> (label, picklable zero-argument factory for the harness)."""
     return {
-        "WAV (latent planning)": functools.partial(make_eval_policy, str(wav), True),
-        "WAV without planning (K=0)": functools.partial(make_eval_policy, str(wav), False),
-        "direct action baseline": functools.partial(make_eval_policy, str(direct), False),
-        "scripted expert": functools.partial(ScriptedExpertPolicy, seed=0),
+        "wav": ("WAV (latent planning)", functools.partial(make_eval_policy, str(wav), True)),
+        "wav_k0": (
+            "WAV without planning (K=0)",
+            functools.partial(make_eval_policy, str(wav), False),
+        ),
+        "direct": (
+            "direct action baseline",
+            functools.partial(make_eval_policy, str(direct), False),
+        ),
+        "expert": ("scripted expert", functools.partial(ScriptedExpertPolicy, seed=0)),
     }
 
 
@@ -151,7 +157,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| {model} | {stage} | {row['steps_done']} × {row['batch_size']} | "
                 f"{row['wall_s'] / 60:.1f} min | {row['device']} | {loss} |"
             )
-    lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
+    if report["notes"]:
+        lines += ["", "## Notes of this run", ""] + [f"- {note}" for note in report["notes"]]
+    notes = TRAINING / "notes.md"
+    if notes.is_file():
+        lines += ["", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -172,23 +182,33 @@ def main(argv: list[str] | None = None) -> None:
         "--why-fewer", default="", help="reason to print when --episodes is below 50"
     )
     parser.add_argument("--note", action="append", default=[], help="extra note lines")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("wav", "wav_k0", "direct", "expert"),
+        help="only run these evaluations (fills the episode cache; writes no report)",
+    )
     args = parser.parse_args(argv)
 
+    factories = policy_factories(args.checkpoint, args.direct)
     success = {}
-    for name, factory in policy_factories(args.checkpoint, args.direct).items():
-        folder = args.eval_dir / name.split(" ")[0].lower() / name.replace(" ", "_")
+    for key in args.only or list(factories):
+        label, factory = factories[key]
         started = time.perf_counter()
         results = evaluate(
             factory,
             tasks=args.tasks,
             episodes=args.episodes,
             seed=args.seed,
-            out_dir=folder,
+            out_dir=args.eval_dir / key,
             workers=args.workers,
             save_videos=False,
         )
-        success[name] = {t: asdict(s) for t, s in results.summaries.items()}
-        print(f"{name}: {time.perf_counter() - started:.0f} s\n{results.to_markdown()}", flush=True)
+        success[label] = {t: asdict(s) for t, s in results.summaries.items()}
+        print(f"{label}: {time.perf_counter() - started:.0f} s", flush=True)
+        print(results.to_markdown(), flush=True)
+    if args.only:
+        return  # a partial run only fills the episode cache
     report = {
         "command": COMMAND
         if args.episodes >= 50
