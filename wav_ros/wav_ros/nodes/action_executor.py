@@ -26,10 +26,10 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from wav_interfaces.action import ExecuteTrajectory
-from wav_ros.execution import ExecutionSession, FollowerConfig, JointTrajectoryData, SafetyLimits
+from wav_ros.execution import ExecutionSession, FollowerConfig, JointTrajectoryData
 from wav_ros.execution.session import OutcomeStatus
 from wav_ros.nodes import conversions
-from wav_ros.nodes.graph import EXECUTOR_BACKENDS, default_config_dir
+from wav_ros.nodes.graph import EXECUTOR_BACKENDS, load_joint_limits
 from wav_ros.nodes.qos import LATCHED, SENSOR_DATA
 from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 
@@ -58,7 +58,7 @@ class ActionExecutorNode(Node):
         declare("controller_topic", "/bimanual_controller/joint_trajectory")
         declare("controller_action", "/bimanual_controller/follow_joint_trajectory")
 
-        self.limits = self._load_limits()
+        self.limits = load_joint_limits(self.get_parameter("limits_file").value)
         deadman = self.get_parameter("deadman_timeout").value
         tracking = self.get_parameter("max_tracking_error").value
         follower = FollowerConfig(
@@ -95,15 +95,6 @@ class ActionExecutorNode(Node):
         self.create_timer(1.0 / CONTROL_HZ, self._on_tick, callback_group=self._tick_group)
 
     # ------------------------------------------------------------------ set-up
-    def _load_limits(self) -> SafetyLimits:
-        path = self.get_parameter("limits_file").value or str(
-            default_config_dir() / "joint_limits.yaml"
-        )
-        limits = SafetyLimits.from_yaml(path)
-        if tuple(limits.joint_names) != JOINT_NAMES:
-            raise ValueError(f"{path} must list the joints {JOINT_NAMES} in order")
-        return limits
-
     @property
     def _state_age(self) -> float:
         return float(self.get_parameter("max_joint_state_age").value)

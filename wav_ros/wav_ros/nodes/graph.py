@@ -68,6 +68,18 @@ def default_config_dir() -> Path:
         return Path(__file__).resolve().parents[2] / "config"
 
 
+def load_joint_limits(path: str = ""):
+    """The joint limits the planner and the executor enforce ("" = config/joint_limits.yaml)."""
+    from wav_ros.execution import SafetyLimits
+    from wav_ros.robot_description import JOINT_NAMES
+
+    path = path or str(default_config_dir() / "joint_limits.yaml")
+    limits = SafetyLimits.from_yaml(path)
+    if tuple(limits.joint_names) != JOINT_NAMES:
+        raise ValueError(f"{path} must list the joints {JOINT_NAMES} in order")
+    return limits
+
+
 def parameter_file(spec: NodeSpec, config_dir: Path | None = None) -> Path:
     """Each node's parameters live in config/<node name>.yaml."""
     return (config_dir or default_config_dir()) / f"{spec.name}.yaml"

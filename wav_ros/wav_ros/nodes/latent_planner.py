@@ -30,6 +30,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from wav_interfaces.msg import ImaginedRollout, Observation, PlannerStatus
 from wav_interfaces.srv import Imagine, Plan, Score
 from wav_ros.nodes import conversions
+from wav_ros.nodes.graph import load_joint_limits
 from wav_ros.nodes.model_host import ModelNode
 from wav_ros.nodes.qos import LATCHED
 from wav_ros.nodes.rollout_publisher import RolloutPublisher
@@ -211,8 +212,11 @@ class LatentPlannerNode(ModelNode):
         declare("imagine_service", "/wav/imagine")
         declare("score_service", "/wav/score")
         declare("service_timeout", 10.0)
+        declare("limits_file", "")
+        declare("max_limit_projection", 0.1)
 
         self._plan_lock = threading.Lock()
+        self.joint_limits = load_joint_limits(self.get_parameter("limits_file").value)
         self._observation: Observation | None = None
         self._observation_lock = threading.Lock()
         self._status = PlannerStatus(
@@ -368,6 +372,10 @@ class LatentPlannerNode(ModelNode):
         actions = self.policy.decode_actions(
             context, final.video_features, final.value_features, generator
         )
+        actions, projected = self._within_joint_limits(actions)
+        stats = dict(outcome.stats, joint_limit_projection=projected)
+        # The arms hold still while planning: the chunk starts now, when planning finished.
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=header.frame_id)
         self._fill_response(
             request,
             response,
@@ -375,7 +383,7 @@ class LatentPlannerNode(ModelNode):
             observation,
             actions,
             final,
-            outcome.stats,
+            stats,
             experts.last_values,
         )
 
@@ -417,6 +425,28 @@ class LatentPlannerNode(ModelNode):
             return config.replace(**changes) if changes else config
         except ValueError as error:
             raise PlanRefusedError(f"invalid plan options: {error}") from error
+
+    def _within_joint_limits(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
+        """Project decoded actions onto the joint limits the executor enforces.
+
+        A learned decoder lands slightly outside a limit now and then (a gripper at -0.02);
+        such a plan is projected and the largest projection reported in the stats. A plan with
+        an arm joint further outside than `max_limit_projection` is refused: the model is then
+        wrong, not imprecise. The executor checks the limits again: nothing outside them moves.
+        """
+        lower, upper = self.joint_limits.lower, self.joint_limits.upper
+        projected = np.clip(actions, lower, upper)
+        # Force-limited joints (grippers) may always be projected: a gripper told to close
+        # past closed just closes.
+        excess = np.abs(projected - actions) * self.joint_limits.position_tracked
+        worst = int(np.argmax(excess.max(axis=0)))
+        largest = float(excess[:, worst].max())
+        if largest > self.get_parameter("max_limit_projection").value:
+            raise PlanRefusedError(
+                f"the model predicted joint {JOINT_NAMES[worst]!r} {largest:.3f} outside its "
+                f"limits [{lower[worst]}, {upper[worst]}]; refusing the plan"
+            )
+        return projected, largest
 
     def _require_services(self) -> None:
         timeout = self.get_parameter("service_timeout").value

@@ -23,6 +23,8 @@ from wav_interfaces.msg import PlanOptions, TaskStatus
 from wav_interfaces.srv import Plan
 from wav_ros.nodes.qos import LATCHED
 
+REFUSED_PREFIX = "the executor refused the plan: "
+
 
 @dataclass
 class TaskRunnerConfig:
@@ -38,9 +40,12 @@ class TaskRunnerConfig:
     """Predicted value below which a plan counts as poor; two in a row reset the planner."""
     timeout: float = 30.0
     """Seconds to wait for one plan or one execution."""
-    startup_grace: float = 5.0
-    """Seconds during which a first execution refused for a missing heartbeat or joint state
-    (the graph still starting) is re-planned rather than ending the run."""
+    max_refusals_in_a_row: int = 3
+    """Refused plans in a row (by the planner or the executor's safety gate) before the run
+    stops; each refusal is re-planned, since the planner samples anew."""
+    startup_grace: float = 10.0
+    """Seconds during which a first plan or execution refused because the graph is still
+    starting (no observation, heartbeat or joint state yet) is retried rather than fatal."""
     options: PlanOptions = field(default_factory=PlanOptions)
     """Options passed with every /wav/plan call."""
 
@@ -61,6 +66,9 @@ class TaskReport:
     """Action steps executed."""
     plans: int = 0
     replans_from_scratch: int = 0
+    refused_plans: int = 0
+    """Plans refused by the planner (e.g. decoded far outside a joint limit) or by the
+    executor's safety gate (e.g. too far from the arms' state); each was re-planned."""
     planning_times: list[float] = field(default_factory=list)
     predicted_values: list[float] = field(default_factory=list)
     stop_reason: str = ""
@@ -93,6 +101,7 @@ class TaskRunner(Node):
         self.plan_client = self.create_client(Plan, "/wav/plan")
         self.execute_client = ActionClient(self, ExecuteTrajectory, "/wav/execute_trajectory")
         self.status: TaskStatus | None = None
+        self._status_received = threading.Event()
         self.create_subscription(TaskStatus, "/sim/task_status", self._on_status, LATCHED)
         self.heartbeat_enabled = False
         heartbeat = self.create_publisher(Empty, "/wav/heartbeat", 10)
@@ -100,6 +109,7 @@ class TaskRunner(Node):
 
     def _on_status(self, message: TaskStatus) -> None:
         self.status = message
+        self._status_received.set()
 
     def wait_for_graph(self, timeout: float) -> str:
         """ "" when /wav/plan and the executor are up, else what is missing."""
@@ -119,10 +129,13 @@ class TaskRunner(Node):
     def _run(self, config: TaskRunnerConfig) -> TaskReport:
         report = TaskReport(instruction=config.instruction)
         missing = self.wait_for_graph(config.timeout)
+        needs_status = not missing and not config.instruction
+        if needs_status and not self._status_received.wait(config.timeout):
+            missing = "no instruction given and no task status on /sim/task_status to take it from"
         if missing:
             report.stop_reason = missing
             return report
-        poor_in_a_row = 0
+        poor_in_a_row = refused_in_a_row = 0
         reset_next = True
         started = time.monotonic()
         while True:
@@ -141,8 +154,21 @@ class TaskRunner(Node):
             report.instruction = instruction
             plan = self._plan(instruction, config, reset_next)
             reset_next = False
+            if (
+                not plan.success
+                and report.plans == 0
+                and self._warming_up(plan.message, started, config)
+            ):
+                time.sleep(0.1)  # observations are not flowing yet: poll the graph at 10 Hz
+                continue
             if not plan.success:
-                report.stop_reason = f"plan refused: {plan.message}"
+                error = f"plan refused: {plan.message}"
+                report.refused_plans += 1
+                refused_in_a_row += 1
+                if report.plans and refused_in_a_row <= config.max_refusals_in_a_row:
+                    self.get_logger().warning(f"{error}; re-planning")
+                    continue
+                report.stop_reason = error
                 return report
             report.plans += 1
             report.planning_times.append(plan.planning_time)
@@ -165,16 +191,24 @@ class TaskRunner(Node):
             error = self._execute(chunk, config)
             if error and report.steps == 0 and self._warming_up(error, started, config):
                 continue  # the executor has not seen our heartbeat or a joint state yet
+            if error.startswith(REFUSED_PREFIX):
+                report.refused_plans += 1
+                refused_in_a_row += 1
+                if refused_in_a_row <= config.max_refusals_in_a_row:
+                    self.get_logger().warning(f"{error}; re-planning")
+                    continue
             if error:
                 report.stop_reason = error
                 return report
+            refused_in_a_row = 0
             report.steps += len(chunk.points)
 
     @staticmethod
     def _warming_up(error: str, started: float, config: TaskRunnerConfig) -> bool:
-        """A refusal that only means the graph is still starting (no heartbeat or joint state
-        reached the executor yet), within the first `startup_grace` seconds."""
-        transient = "[deadman]" in error or "[state]" in error
+        """A refusal that only means the graph is still starting (no observation reached the
+        planner, or no heartbeat or joint state the executor yet), within `startup_grace` s."""
+        markers = ("[deadman]", "[state]", "no observation received")
+        transient = any(marker in error for marker in markers)
         return transient and time.monotonic() - started < config.startup_grace
 
     def _plan(self, instruction: str, config: TaskRunnerConfig, reset: bool) -> Plan.Response:
@@ -201,6 +235,8 @@ class TaskRunner(Node):
         if wrapped is None:
             return "the execution did not finish in time"
         result = wrapped.result
+        if result.error_code == ExecuteTrajectory.Result.REFUSED:
+            return f"{REFUSED_PREFIX}{result.message}"
         if result.error_code != ExecuteTrajectory.Result.SUCCEEDED:
             return f"execution failed (code {result.error_code}): {result.message}"
         return ""
