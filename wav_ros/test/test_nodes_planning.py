@@ -1,5 +1,5 @@
-"""The planning graph across processes: /wav/plan answered from a real (tiny, randomly
-initialised) model, one process per node, in local and distributed mode, and its refusals."""
+"""The planning graph across processes: /wav/plan answered from the real tiny model shipped in
+the package, one process per node, in local and distributed mode, and its refusals."""
 
 from __future__ import annotations
 
@@ -19,13 +19,11 @@ PLANNER = {"iterations": 1, "num_video_samples": 6, "num_value_samples": 2}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A randomly initialised tiny WAV checkpoint: the real architecture and file format."""
-    from wav_ros.model import WAVConfig, WAVPolicy
+def checkpoint() -> Path:
+    """The shipped tiny checkpoint (the embedded default's)."""
+    from wav_ros.nodes.model_host import SHIPPED_CHECKPOINT
 
-    path = tmp_path_factory.mktemp("wav_tiny_random")
-    WAVPolicy(WAVConfig.tiny()).save_pretrained(path)
-    return path
+    return SHIPPED_CHECKPOINT
 
 
 def node_args(module: str, checkpoint: Path, **parameters: object) -> list[str]:
@@ -37,8 +35,16 @@ def node_args(module: str, checkpoint: Path, **parameters: object) -> list[str]:
 
 def planner_args(checkpoint: Path, mode: str) -> list[str]:
     planner = {f"planner.{name}": value for name, value in PLANNER.items()}
+    # The observations here are random pixels, far from anything the model was trained on:
+    # these tests check the graph, so decoded actions are projected onto the limits however
+    # far out they land (the projection refusal has its own test below).
     return node_args(
-        "wav_ros.nodes.latent_planner", checkpoint, mode=mode, visualize="false", **planner
+        "wav_ros.nodes.latent_planner",
+        checkpoint,
+        mode=mode,
+        visualize="false",
+        max_limit_projection=100.0,
+        **planner,
     )
 
 
@@ -157,5 +163,27 @@ def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
         PlannerConfig(**PLANNER, seed=0),
         seed=11,
     )
-    np.testing.assert_allclose(remote, local.actions, rtol=1e-5, atol=1e-5)
+    from wav_ros.nodes.graph import load_joint_limits
+
+    limits = load_joint_limits()
+    expected = np.clip(local.actions, limits.lower, limits.upper)  # the planner's projection
+    np.testing.assert_allclose(remote, expected, rtol=1e-5, atol=1e-5)
     assert response.predicted_value == pytest.approx(local.predicted_value, abs=1e-5)
+
+
+def test_decoded_actions_are_projected_onto_limits_or_refused_when_far_out():
+    from wav_ros.nodes.graph import load_joint_limits
+    from wav_ros.nodes.latent_planner import PlanRefusedError, project_onto_limits
+    from wav_ros.robot_description import JOINT_NAMES
+
+    limits = load_joint_limits()
+    actions = np.tile((limits.lower + limits.upper) / 2, (4, 1))
+    gripper, elbow = JOINT_NAMES.index("left_gripper"), JOINT_NAMES.index("right_elbow")
+    actions[1, gripper] = -0.4  # a gripper past closed: projected, whatever the distance
+    actions[2, elbow] = limits.upper[elbow] + 0.05  # slightly past an arm limit: projected
+    projected, largest = project_onto_limits(actions, limits, max_projection=0.1)
+    assert np.all(projected >= limits.lower) and np.all(projected <= limits.upper)
+    assert projected[1, gripper] == 0.0 and largest == pytest.approx(0.05)
+    actions[2, elbow] = limits.upper[elbow] + 0.3  # far past: the model is wrong, refuse
+    with pytest.raises(PlanRefusedError, match="right_elbow"):
+        project_onto_limits(actions, limits, max_projection=0.1)

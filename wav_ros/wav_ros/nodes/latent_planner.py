@@ -29,6 +29,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from wav_interfaces.msg import ImaginedRollout, Observation, PlannerStatus
 from wav_interfaces.srv import Imagine, Plan, Score
+from wav_ros.execution import SafetyLimits
 from wav_ros.nodes import conversions
 from wav_ros.nodes.graph import load_joint_limits
 from wav_ros.nodes.model_host import ModelNode
@@ -193,6 +194,29 @@ class RemoteExperts:
             values,
             rollout,
         )
+
+
+def project_onto_limits(
+    actions: np.ndarray, limits: SafetyLimits, max_projection: float
+) -> tuple[np.ndarray, float]:
+    """Project decoded actions (T, J) onto the joint limits the executor enforces.
+
+    A learned decoder lands slightly outside a limit now and then; such a plan is projected and
+    the largest projection returned (reported in the plan's stats). A plan with an arm joint
+    further outside than `max_projection` is refused: the model is then wrong, not imprecise.
+    Force-limited joints (grippers) may always be projected: a gripper told to close past
+    closed just closes. The executor checks the limits again: nothing outside them moves.
+    """
+    projected = np.clip(actions, limits.lower, limits.upper)
+    excess = np.abs(projected - actions) * limits.position_tracked
+    worst = int(np.argmax(excess.max(axis=0)))
+    largest = float(excess[:, worst].max())
+    if largest > max_projection:
+        raise PlanRefusedError(
+            f"the model predicted joint {limits.joint_names[worst]!r} {largest:.3f} outside its "
+            f"limits [{limits.lower[worst]}, {limits.upper[worst]}]; refusing the plan"
+        )
+    return projected, largest
 
 
 class LatentPlannerNode(ModelNode):
@@ -372,7 +396,9 @@ class LatentPlannerNode(ModelNode):
         actions = self.policy.decode_actions(
             context, final.video_features, final.value_features, generator
         )
-        actions, projected = self._within_joint_limits(actions)
+        actions, projected = project_onto_limits(
+            actions, self.joint_limits, self.get_parameter("max_limit_projection").value
+        )
         stats = dict(outcome.stats, joint_limit_projection=projected)
         # The arms hold still while planning: the chunk starts now, when planning finished.
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=header.frame_id)
@@ -425,28 +451,6 @@ class LatentPlannerNode(ModelNode):
             return config.replace(**changes) if changes else config
         except ValueError as error:
             raise PlanRefusedError(f"invalid plan options: {error}") from error
-
-    def _within_joint_limits(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
-        """Project decoded actions onto the joint limits the executor enforces.
-
-        A learned decoder lands slightly outside a limit now and then (a gripper at -0.02);
-        such a plan is projected and the largest projection reported in the stats. A plan with
-        an arm joint further outside than `max_limit_projection` is refused: the model is then
-        wrong, not imprecise. The executor checks the limits again: nothing outside them moves.
-        """
-        lower, upper = self.joint_limits.lower, self.joint_limits.upper
-        projected = np.clip(actions, lower, upper)
-        # Force-limited joints (grippers) may always be projected: a gripper told to close
-        # past closed just closes.
-        excess = np.abs(projected - actions) * self.joint_limits.position_tracked
-        worst = int(np.argmax(excess.max(axis=0)))
-        largest = float(excess[:, worst].max())
-        if largest > self.get_parameter("max_limit_projection").value:
-            raise PlanRefusedError(
-                f"the model predicted joint {JOINT_NAMES[worst]!r} {largest:.3f} outside its "
-                f"limits [{lower[worst]}, {upper[worst]}]; refusing the plan"
-            )
-        return projected, largest
 
     def _require_services(self) -> None:
         timeout = self.get_parameter("service_timeout").value
