@@ -13,6 +13,8 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 cd "$ROOT"
 
 log() { printf '[setup] %s\n' "$*"; }
+# pip on our machines warns about every package missing from a configured local index.
+quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 # 1. Apt packages: offscreen rendering for MuJoCo (EGL, OSMesa) and xmllint for the lint step.
 APT_PACKAGES=(libegl1 libgl1 libosmesa6 libxml2-utils)
@@ -37,9 +39,9 @@ REQ_HASH="$(cat requirements.txt requirements-nodeps.txt constraints.txt | sha25
 STAMP="$VENV/.wav_requirements.sha256"
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$REQ_HASH" ]]; then
   log "installing pinned Python dependencies (requirements.txt, locked by constraints.txt)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+  quiet_pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
   # Packages whose declared dependency pins conflict with ours (see requirements-nodeps.txt).
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+  quiet_pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   echo "$REQ_HASH" >"$STAMP"
 else
   log "Python dependencies up to date"

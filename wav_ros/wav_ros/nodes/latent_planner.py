@@ -527,7 +527,15 @@ def flatten_stats(stats: dict[str, Any]) -> tuple[list[str], list[float]]:
 def main(args: list[str] | None = None) -> None:
     from wav_ros.nodes.spin import run_nodes
 
-    run_nodes([LatentPlannerNode], args=args, threads=3)
+    run_nodes([LatentPlannerNode], args=args, threads=executor_threads)
+
+
+def executor_threads(nodes: list[LatentPlannerNode]) -> int:
+    """Local mode plans on the executor's only thread: a MultiThreadedExecutor slowed planning
+    by 27-52 % here (benchmarks/bench_planning_graph.py). Calls arriving meanwhile wait in
+    their queue and are served in order, never interleaved, after the observations received
+    meanwhile. Distributed mode needs threads to hear the services' answers while it plans."""
+    return 1 if nodes[0].get_parameter("mode").value == "local" else 3
 
 
 if __name__ == "__main__":

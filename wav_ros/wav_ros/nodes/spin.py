@@ -23,13 +23,13 @@ def run_nodes(
     factories: Sequence[Callable[[], Node]],
     *,
     args: list[str] | None = None,
-    threads: int = 2,
-    on_ready: Callable[[list[Node]], None] | None = None,
+    threads: int | Callable[[list[Node]], int] = 2,
 ) -> None:
     """Create the nodes, configure+activate those that hold a model, spin until shutdown.
 
     `threads` > 1 lets a long service callback (a plan) run while observations keep arriving
-    and, in the in-process graph, while the world model and value nodes answer it.
+    and while other nodes' services answer it; 1 spins everything on this thread. It may be a
+    function of the created nodes, to choose from their parameters.
     """
     rclpy.init(args=args)
     nodes: list[Node] = []
@@ -38,15 +38,14 @@ def run_nodes(
         for node in nodes:
             if isinstance(node, ModelNode):
                 node.autostart()
+        count = threads(nodes) if callable(threads) else threads
         executor = (
-            MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+            MultiThreadedExecutor(num_threads=count) if count > 1 else SingleThreadedExecutor()
         )
         for node in nodes:
             executor.add_node(node)
         names = ", ".join(node.get_name() for node in nodes)
         nodes[0].get_logger().info(f"ready: {names}")
-        if on_ready is not None:
-            on_ready(nodes)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
