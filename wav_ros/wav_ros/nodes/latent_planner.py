@@ -279,7 +279,7 @@ class LatentPlannerNode(ModelNode):
         self._status.checkpoint = str(self.checkpoint_path)
         self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error or "configured")
         if self.policy is not None:
-            self.policy.planner = self._make_planner()
+            self.policy.planner = LatentTrajectoryPlanner(self._configured_planner)
         return result
 
     def on_activate(self, state):
@@ -298,9 +298,10 @@ class LatentPlannerNode(ModelNode):
         self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error)
         return result
 
-    def _make_planner(self) -> LatentTrajectoryPlanner:
+    @property
+    def _configured_planner(self) -> PlannerConfig:
         values = {name: self.get_parameter(f"planner.{name}").value for name in PLANNER_PARAMETERS}
-        return LatentTrajectoryPlanner(PlannerConfig(**values))
+        return PlannerConfig(**values)
 
     # ------------------------------------------------------------------ callbacks
     def _on_observation(self, message: Observation) -> None:
@@ -438,8 +439,9 @@ class LatentPlannerNode(ModelNode):
             return images
         return resize_images(images, size)
 
-    def _request_planner_config(self, options):
-        config = self.policy.planner.config
+    def _request_planner_config(self, options) -> PlannerConfig:
+        """The configured planner with this request's overrides (they last for this call)."""
+        config = self._configured_planner
         changes: dict[str, Any] = {}
         if options.iterations >= 0:
             changes["iterations"] = int(options.iterations)
