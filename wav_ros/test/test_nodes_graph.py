@@ -25,6 +25,7 @@ CASES = [
     ["--planner-mode", "distributed"],
     ["--no-sim", "--executor-backend", "joint_trajectory", "--checkpoint", "/ckpt"],
     ["--camera-topics", "/a/image", "/b/image", "/c/image"],
+    ["--task", "bin_sequence"],
 ]
 
 
@@ -41,6 +42,7 @@ def test_launch_file_and_bringup_plan_the_same_graph(argv):
         checkpoint=arguments.checkpoint,
         executor_backend=arguments.executor_backend,
         camera_topics=",".join(arguments.camera_topics or []),
+        task=arguments.task,
     )
     from_launch = load_launch_module().plan_from_arguments(launch_values)
     from_bringup = bringup.plan_for(arguments)

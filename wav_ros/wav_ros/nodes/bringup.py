@@ -26,6 +26,7 @@ from wav_ros.nodes.model_host import ModelNode
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bringup", description=__doc__.splitlines()[0])
     parser.add_argument("--sim", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--task", default="", help="simulated task ('' = config/sim_bridge.yaml)")
     parser.add_argument("--planner-mode", choices=graph.PLANNER_MODES, default="local")
     parser.add_argument("--checkpoint", default="", help="checkpoint dir ('' = shipped tiny)")
     parser.add_argument("--executor-backend", choices=graph.EXECUTOR_BACKENDS, default="sim")
@@ -49,6 +50,7 @@ def plan_for(arguments: argparse.Namespace) -> list[graph.PlannedNode]:
         checkpoint=arguments.checkpoint,
         executor_backend=arguments.executor_backend,
         camera_topics=arguments.camera_topics,
+        task=arguments.task,
         config_dir=arguments.config_dir,
     )
 

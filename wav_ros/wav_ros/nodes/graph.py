@@ -92,6 +92,7 @@ def parameter_overrides(
     checkpoint: str = "",
     executor_backend: str = "",
     camera_topics: list[str] | None = None,
+    task: str = "",
 ) -> dict[str, object]:
     """Launch arguments that become node parameters, on top of the node's YAML file.
 
@@ -110,6 +111,8 @@ def parameter_overrides(
         overrides["backend"] = executor_backend
     if camera_topics and spec is CAMERA_SYNC:
         overrides["camera_topics"] = list(camera_topics)
+    if task and spec is SIM_BRIDGE:
+        overrides["task"] = task
     return overrides
 
 
@@ -129,6 +132,7 @@ def launch_plan(
     checkpoint: str = "",
     executor_backend: str = "",
     camera_topics: list[str] | None = None,
+    task: str = "",
     config_dir: Path | None = None,
 ) -> list[PlannedNode]:
     """What to start: used by launch/bimanual.launch.py and by the in-process bringup."""
@@ -142,6 +146,7 @@ def launch_plan(
                 checkpoint=checkpoint,
                 executor_backend=executor_backend,
                 camera_topics=camera_topics,
+                task=task,
             ),
         )
         for spec in graph_nodes(sim=sim, planner_mode=planner_mode)
