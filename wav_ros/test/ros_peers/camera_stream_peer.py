@@ -71,7 +71,7 @@ class CameraStreamPeer(Node):
             JointState, f"{args.prefix}/joint_states", qos_profile_sensor_data
         )
         self.frame = 0
-        self.last_base_ns = 0
+        self.start_ns = 0
         self.timer = None
         self.match_timer = self.create_timer(0.01, self.start_when_matched)
 
@@ -84,6 +84,7 @@ class CameraStreamPeer(Node):
             return
         self.match_timer.cancel()
         print("camera_stream_peer ready", flush=True)
+        self.start_ns = self.get_clock().now().nanoseconds + round(NANOSECONDS / self.args.rate)
         self.timer = self.create_timer(1.0 / self.args.rate, self.publish_frame)
 
     def stamp_ns(self, base_ns: int) -> int:
@@ -92,11 +93,10 @@ class CameraStreamPeer(Node):
 
     def publish_frame(self) -> None:
         args, frame = self.args, self.frame
-        # Frames stay at least 0.7 periods apart in stamp even when a starved timer fires late
-        # and back to back, so sets of different frames never fall within the slop.
-        spacing_ns = round(0.7 * NANOSECONDS / args.rate)
-        base_ns = max(self.get_clock().now().nanoseconds, self.last_base_ns + spacing_ns)
-        self.last_base_ns = base_ns
+        # Stamps on the frame grid: a period apart even when a starved timer fires late and
+        # back to back (so sets of different frames never fall within the slop), and never
+        # in the future, since the timer cannot fire before its grid time.
+        base_ns = self.start_ns + round(frame * NANOSECONDS / args.rate)
         sends = []
         for index, (publisher, encoding) in enumerate(
             zip(self.camera_publishers, self.encodings, strict=True)
