@@ -2,8 +2,9 @@
 
 It serves /wav/plan by replaying the sim's scripted expert: it rolls the expert out once in its
 own copy of the simulation (same task and episode seed as sim_bridge, so the same layout) and
-answers each call with the chunk of those joint targets that follows where the arms are now
-(the recorded target nearest to the current joint state, searching forward). It stands in for
+answers each call with the chunk of those joint targets that follows where the arms are
+commanded now (the recorded target nearest to the executor's latest setpoint on
+/sim/joint_commands, searching forward; the measured state lags it). It stands in for
 the model so the test exercises sim_bridge, camera_sync, action_executor and the task runner
 for real and deterministically; the README's main command uses the real model.
 """
@@ -21,7 +22,6 @@ from std_msgs.msg import Header
 
 from wav_interfaces.srv import Plan
 from wav_ros.nodes.conversions import actions_to_trajectory
-from wav_ros.nodes.qos import SENSOR_DATA
 from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 from wav_ros.sim import make_env
 from wav_ros.sim.experts import make_expert
@@ -53,14 +53,14 @@ def main() -> None:
     rclpy.init(args=ros_args)
     node = Node("scripted_planner")
     cursor = [0]
-    state: list[np.ndarray] = []
+    state: list[np.ndarray] = []  # the latest setpoint
     arm_joints = [index for index, name in enumerate(JOINT_NAMES) if "gripper" not in name]
 
     def on_joint_state(message: JointState) -> None:
         positions = dict(zip(message.name, message.position, strict=True))
         state[:] = [np.array([positions[name] for name in JOINT_NAMES])]
 
-    node.create_subscription(JointState, "/joint_states", on_joint_state, SENSOR_DATA)
+    node.create_subscription(JointState, "/sim/joint_commands", on_joint_state, 10)
 
     def serve(request: Plan.Request, response: Plan.Response) -> Plan.Response:
         if state:
