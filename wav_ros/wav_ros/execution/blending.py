@@ -101,18 +101,21 @@ def blend_chunks(
     result is `new` itself. Both inputs must already have passed the gate.
 
     Two blends are tried, each with the window doubled up to `max_window` while some joint
-    would exceed its limits. First a path blend: the command moves from the remainder of
-    `previous` (or from `start_positions` held, when there is none) to `new` with a smoothstep
-    weight, so the velocity is continuous at the seam.
-    When the two paths diverge too fast for that, an offset blend: `new` plus the seam offset
-    decaying to zero, whose extra speed depends only on the offset. If neither fits, a
-    RefusedError says which joint and how fast.
+    would exceed its limits. A path blend: the command moves from the remainder of `previous`
+    (or from `start_positions` held, when there is none) to `new` with a smoothstep weight, so
+    the velocity is continuous at the seam; tried first while a trajectory runs.
+    An offset blend: `new` plus the seam offset decaying to zero, whose extra speed depends
+    only on the offset; tried first from rest, since it follows a chunk that starts where the
+    arms are exactly. If neither fits, a RefusedError says which joint and how fast.
     """
     if not (0 < dt <= window <= max_window):
         raise ValueError(f"need 0 < dt <= window <= max_window, got {dt}, {window}, {max_window}")
     start = np.asarray(start_positions, dtype=np.float64)
     first_refusal: Refusal | None = None
-    for follow_previous in (True, False):
+    # From rest, the offset blend first: a chunk that starts where the arms are is then
+    # followed exactly; the convex mix (a path blend from the held position) is the fallback
+    # when fading the offset would cross a position limit.
+    for follow_previous in (True, False) if previous is not None else (False, True):
         trial = window
         while True:
             blended = _blend_once(previous, new, start_time, start, trial, dt, follow_previous)

@@ -262,7 +262,7 @@ class ActionExecutorNode(Node):
 def main(args: list[str] | None = None) -> None:
     from wav_ros.nodes.spin import run_nodes
 
-    run_nodes([ActionExecutorNode], args=args, threads=3)
+    run_nodes([ActionExecutorNode], args=args, threads=4)
 
 
 if __name__ == "__main__":

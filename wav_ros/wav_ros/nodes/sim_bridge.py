@@ -146,7 +146,7 @@ class SimBridgeNode(Node):
         self._first_episode.set()
         period = 1.0 / CONTROL_HZ
         deadline = time.monotonic()
-        while self._running:
+        while self._running and self.context.ok():
             with self._lock:
                 requests, self._reset_requests = self._reset_requests, []
             if requests:
