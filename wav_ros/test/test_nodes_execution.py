@@ -16,17 +16,18 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 PEERS = Path(__file__).resolve().parent / "ros_peers"
 TIMEOUT_S = 60.0
-# Five processes share two cores here, so joint states and heartbeats can arrive late; the
-# staleness and deadman checks themselves are unit-tested (test_execution_*.py). Real robots
-# keep the YAML's tighter values.
+# Five processes share two cores here, and on CI joint states were seen to pause for over a
+# second (an open issue, see the round's notes): the staleness and deadman checks themselves
+# are unit-tested (test_execution_*.py), so these wiring tests give them wide margins. Real
+# robots keep the YAML's tight values.
 EXECUTOR = [
     "-m",
     "wav_ros.nodes.action_executor",
     "--ros-args",
     "-p",
-    "max_joint_state_age:=1.0",
+    "max_joint_state_age:=10.0",
     "-p",
-    "deadman_timeout:=2.0",
+    "deadman_timeout:=10.0",
 ]
 
 
