@@ -2,10 +2,11 @@
 
 Every goal passes the execution safety gate (joint position and velocity limits from
 config/action_executor.yaml, stale plans, distance from the current state, latched e-stop,
-deadman heartbeat) and is blended into the motion in progress; a 50 Hz timer then follows it
-and reports progress and tracking error as feedback. Cancelling a goal, an e-stop on
-/wav/estop, a missing heartbeat on /wav/heartbeat or any fault holds the arms still. The
-e-stop stays latched until /wav/estop/reset is called.
+deadman heartbeat) and is blended into the motion in progress. A 50 Hz control loop on a
+thread of its own (not an executor timer, so that no callback queue can delay a command) then
+follows it; the goal reports progress and tracking error as feedback at `feedback_rate`.
+Cancelling a goal, an e-stop on /wav/estop, a missing heartbeat on /wav/heartbeat or any fault
+holds the arms still. The e-stop stays latched until /wav/estop/reset is called.
 
 Backends (parameter `backend`): `sim` streams setpoints to sim_bridge on /sim/joint_commands;
 `joint_trajectory` hands checked chunks to ros2_control's joint_trajectory_controller;
@@ -15,10 +16,11 @@ Backends (parameter `backend`): `sim` streams setpoints to sim_bridge on /sim/jo
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Empty, Header
@@ -26,6 +28,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from wav_interfaces.action import ExecuteTrajectory
+from wav_ros.control_loop import ControlLoop
 from wav_ros.execution import ExecutionSession, FollowerConfig, JointTrajectoryData
 from wav_ros.execution.session import OutcomeStatus
 from wav_ros.nodes import conversions
@@ -57,6 +60,7 @@ class ActionExecutorNode(Node):
         declare("command_topic", "/sim/joint_commands")
         declare("controller_topic", "/bimanual_controller/joint_trajectory")
         declare("controller_action", "/bimanual_controller/follow_joint_trajectory")
+        declare("feedback_rate", 10.0)
 
         self.limits = load_joint_limits(self.get_parameter("limits_file").value)
         deadman = self.get_parameter("deadman_timeout").value
@@ -67,7 +71,6 @@ class ActionExecutorNode(Node):
             deadman_timeout=deadman if deadman > 0 else None,
             max_tracking_error=tracking if tracking > 0 else None,
         )
-        self._tick_group = MutuallyExclusiveCallbackGroup()
         self.backend = self._make_backend(self.get_parameter("backend").value)
         self.session = ExecutionSession(self.backend, self.limits, follower)
         self._last_report = None
@@ -78,7 +81,6 @@ class ActionExecutorNode(Node):
             self.get_parameter("joint_states_topic").value,
             self._on_joint_state,
             SENSOR_DATA,
-            callback_group=self._tick_group,
         )
         self.create_subscription(Bool, "/wav/estop", self._on_estop, LATCHED)
         self.create_subscription(Empty, "/wav/heartbeat", self._on_heartbeat, 10)
@@ -92,7 +94,13 @@ class ActionExecutorNode(Node):
             cancel_callback=lambda goal_handle: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup(),
         )
-        self.create_timer(1.0 / CONTROL_HZ, self._on_tick, callback_group=self._tick_group)
+        self._control_loop = ControlLoop(
+            CONTROL_HZ,
+            self._on_tick,
+            name="action_executor",
+            keep_running=self.context.ok,
+            on_error=self._on_loop_error,
+        ).start()
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -186,6 +194,10 @@ class ActionExecutorNode(Node):
     def _on_heartbeat(self, message: Empty) -> None:
         self.session.heartbeat(self._now())
 
+    def _on_loop_error(self, error: BaseException) -> None:
+        self.get_logger().fatal(f"control loop stopped: {error!r}; holding the arms")
+        self.backend.stop()
+
     def _on_tick(self) -> None:
         report = self.session.tick(self._now())
         if report.fault is not None:
@@ -212,6 +224,8 @@ class ActionExecutorNode(Node):
             )
         trajectory_id = submitted.trajectory_id
         max_error = 0.0
+        feedback_period = 1.0 / max(float(self.get_parameter("feedback_rate").value), 1e-3)
+        next_feedback = 0.0
         while True:
             with self._tick_done:
                 self._tick_done.wait(timeout=0.5)
@@ -219,9 +233,11 @@ class ActionExecutorNode(Node):
             if goal_handle.is_cancel_requested:
                 self.session.cancel(self._now(), trajectory_id)
             outcome = self.session.outcome(trajectory_id)
-            if report is not None and report.trajectory_id == trajectory_id:
-                if np.isfinite(report.tracking_error):
-                    max_error = max(max_error, float(report.tracking_error))
+            ours = report is not None and report.trajectory_id == trajectory_id
+            if ours and np.isfinite(report.tracking_error):
+                max_error = max(max_error, float(report.tracking_error))
+            if ours and (outcome is not None or time.monotonic() >= next_feedback):
+                next_feedback = time.monotonic() + feedback_period
                 goal_handle.publish_feedback(
                     ExecuteTrajectory.Feedback(
                         progress=float(report.progress),
@@ -255,8 +271,11 @@ class ActionExecutorNode(Node):
         return JointTrajectoryData(tuple(message.joint_names), times, positions, stamp)
 
     def destroy_node(self) -> None:
-        self.backend.stop()
-        super().destroy_node()
+        try:
+            self._control_loop.stop()
+        finally:
+            self.backend.stop()
+            super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:

@@ -6,14 +6,13 @@ time), plus /sim/task_status. It follows position targets from /sim/joint_comman
 (sensor_msgs/JointState, the action_executor's `sim` backend). A command that is malformed
 or outside the joint limits is refused and the arms hold their last valid target.
 
-The simulation lives on one thread of its own: an offscreen GL context belongs to the thread
-that made it, and a dedicated loop keeps the 50 Hz period independent of the executor.
+The simulation lives on one thread of its own (a ControlLoop): an offscreen GL context belongs
+to the thread that made it, and the loop keeps the 50 Hz period independent of the executor.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 from rclpy.node import Node
@@ -23,6 +22,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from wav_interfaces.msg import TaskStatus
+from wav_ros.control_loop import ControlLoop
 from wav_ros.nodes import conversions
 from wav_ros.nodes.image_codec import array_to_image
 from wav_ros.nodes.qos import LATCHED, SENSOR_DATA
@@ -66,6 +66,7 @@ class SimBridgeNode(Node):
         self._progress = 0.0
         self.commands_refused = 0
         self._ticks = 0
+        self._first_episode = threading.Event()
         self._render_every = max(1, round(CONTROL_HZ / self.get_parameter("camera_rate").value))
 
         self._image_publishers = {
@@ -80,11 +81,17 @@ class SimBridgeNode(Node):
         )
         self.create_service(Trigger, "/sim/reset", self._on_reset)
         self._reset_requests: list[threading.Event] = []
-        self._running = True
-        self._first_episode = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sim_bridge", daemon=True)
-        self._thread.start()
-        self._first_episode.wait()
+        self._loop = ControlLoop(
+            CONTROL_HZ,
+            self._on_tick,
+            name="sim_bridge",
+            keep_running=self.context.ok,
+            on_error=lambda error: self.get_logger().fatal(f"simulation loop stopped: {error!r}"),
+        )
+        self._loop.start()
+        while not self._first_episode.wait(timeout=0.1):
+            if not self._loop.running:
+                self._loop.stop()  # re-raises why the first reset failed
 
     # ------------------------------------------------------------------ episode
     def _reset(self) -> str:
@@ -140,33 +147,22 @@ class SimBridgeNode(Node):
         return target
 
     # ------------------------------------------------------------------ stepping
-    def _loop(self) -> None:
-        """Step at CONTROL_HZ on absolute deadlines (no drift); resets run here too."""
-        self._reset()
-        self._first_episode.set()
-        period = 1.0 / CONTROL_HZ
-        deadline = time.monotonic()
-        while self._running and self.context.ok():
-            with self._lock:
-                requests, self._reset_requests = self._reset_requests, []
-            if requests:
-                self._reset()
-                for request in requests:
-                    request.set()
-            self._on_tick()
-            deadline += period
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                deadline = time.monotonic()  # overran: do not try to catch up
-
     def _on_tick(self) -> None:
         """One control period: step (or, once the episode is over, just observe) and publish.
 
         After the episode ends the arms keep still and the cameras keep publishing, like a
-        real robot between episodes, until /sim/reset starts the next one.
+        real robot between episodes, until /sim/reset starts the next one. Resets run here too,
+        on the loop's thread, which owns the offscreen GL context.
         """
+        if self._ticks == 0:
+            self._reset()
+            self._first_episode.set()
+        with self._lock:
+            requests, self._reset_requests = self._reset_requests, []
+        if requests:
+            self._reset()
+            for request in requests:
+                request.set()
         self._ticks += 1
         render = self._ticks % self._render_every == 0
         with self._lock:
@@ -208,8 +204,7 @@ class SimBridgeNode(Node):
         )
 
     def destroy_node(self) -> None:
-        self._running = False
-        self._thread.join(timeout=2.0)
+        self._loop.stop()
         self._env.close()
         super().destroy_node()
 
