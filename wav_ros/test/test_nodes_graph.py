@@ -1,4 +1,4 @@
-"""The launch file and the in-process bringup start the same nodes with the same parameters,
+"""The launch file and bringup start the same nodes with the same parameters,
 and every parameter file matches what its node declares."""
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ class ControlLoop:
 
     `keep_running` (checked before each step) ends the loop from outside too, e.g. when the
     ROS context shuts down. An exception in `step` ends the loop, is passed to `on_error` at
-    once and is re-raised by `stop()`, so a crashed loop is never silent.
+    once and is re-raised by `stop()`, so a crashed loop is never silent; one raised while the
+    loop is being stopped is the stop, not a failure.
     """
 
     def __init__(
@@ -71,6 +72,8 @@ class ControlLoop:
                     self.overruns += delay < -self.period
                     deadline = time.monotonic()
         except BaseException as error:  # reported by on_error and stop()
+            if self._stopping.is_set() or not self._keep_running():
+                return  # stopped mid-step (e.g. a publisher's context shut down): not a failure
             self._error = error
             if self._on_error is not None:
                 self._on_error(error)

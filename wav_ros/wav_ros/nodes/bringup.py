@@ -1,26 +1,33 @@
-"""In-process bringup: the whole graph in one process, for machines without `ros2 launch`.
+"""bringup: the whole graph from the shared launch plan, for machines without `ros2 launch`.
 
-Builds the same nodes as launch/bimanual.launch.py from the same spec (nodes/graph.py) with
-the same parameter files and overrides, and spins them in one MultiThreadedExecutor. With
-`--run-task` it then runs the closed-loop task runner against the graph and exits with its
-report: the embedded default (`make demo`).
+Starts the same nodes as launch/bimanual.launch.py from the same spec (nodes/graph.py), one
+process per node as launch does, with the same parameter files and overrides. Separate
+processes keep the planner's compute from stalling the simulation, the camera sync and the
+executor's control loop, which in one Python process would queue behind it for the GIL.
+With `--run-task` it then runs the closed-loop task runner against the graph and exits with
+its report: the embedded default (`make demo`). Ctrl-C (or the end of the task) stops every
+node; a node that exits early stops the bringup and is named.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.parameter import Parameter
+import yaml
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from wav_ros.nodes import graph
-from wav_ros.nodes.model_host import ModelNode
+
+STOP_TIMEOUT_S = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor-backend", choices=graph.EXECUTOR_BACKENDS, default="sim")
     parser.add_argument("--camera-topics", nargs="*", default=None)
     parser.add_argument("--config-dir", type=Path, default=None, help="folder of <node>.yaml")
-    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--run-task", action="store_true", help="run one closed-loop episode")
     parser.add_argument("--instruction", default="", help="'' = the simulated task's own")
     parser.add_argument("--steps-per-plan", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--value-threshold", type=float, default=float("-inf"))
     parser.add_argument("--report", type=Path, default=None, help="write the report as JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the graph, a plan, a goal"
+    )
     return parser
 
 
@@ -55,75 +64,115 @@ def plan_for(arguments: argparse.Namespace) -> list[graph.PlannedNode]:
     )
 
 
-def build_nodes(arguments: argparse.Namespace) -> list:
-    """Construct the graph's nodes exactly as the launch file starts them: each with its own
-    parameter file and the launch-argument overrides (nodes/graph.py: launch_plan)."""
-    nodes = []
-    for planned in plan_for(arguments):
-        overrides = [Parameter(name, value=value) for name, value in planned.overrides.items()]
-        node_class = planned.spec.load_class()
-        nodes.append(
-            node_class(
-                cli_args=["--ros-args", "--params-file", str(planned.parameter_file)],
-                parameter_overrides=overrides,
-            )
-        )
-    return nodes
+def node_command(planned: graph.PlannedNode, overrides_dir: Path) -> list[str]:
+    """The command line that runs one planned node as launch_ros would: its module, its
+    parameter file, then its overrides as a second parameter file (later files win)."""
+    command = [sys.executable, "-m", planned.spec.node_class.split(":")[0], "--ros-args"]
+    command += ["--params-file", str(planned.parameter_file)]
+    if planned.overrides:
+        overrides = overrides_dir / f"{planned.spec.name}_overrides.yaml"
+        section = {planned.spec.name: {"ros__parameters": planned.overrides}}
+        overrides.write_text(yaml.safe_dump(section))
+        command += ["--params-file", str(overrides)]
+    return command
+
+
+class NodeProcesses:
+    """The graph's node processes: started together, watched, stopped together."""
+
+    def __init__(self, plan: list[graph.PlannedNode]) -> None:
+        self._overrides_dir = tempfile.TemporaryDirectory(prefix="wav_bringup_")
+        self.processes: dict[str, subprocess.Popen] = {}
+        try:
+            for planned in plan:
+                command = node_command(planned, Path(self._overrides_dir.name))
+                self.processes[planned.spec.name] = subprocess.Popen(command)
+        except BaseException:
+            self.stop()
+            raise
+
+    def exited(self) -> dict[str, int]:
+        """Nodes whose process has ended, with its exit code."""
+        return {
+            name: process.returncode
+            for name, process in self.processes.items()
+            if process.poll() is not None
+        }
+
+    def stop(self) -> None:
+        """SIGINT to every node (a clean rclpy shutdown), then SIGKILL after STOP_TIMEOUT_S."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"[bringup] {name} did not stop in {STOP_TIMEOUT_S} s: killed", flush=True)
+                process.kill()
+                process.wait()
+        self._overrides_dir.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    split = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
-    arguments = build_parser().parse_args(argv[:split])
-    rclpy.init(args=["bringup", *argv[split:]])
-    nodes = []
-    executor = MultiThreadedExecutor(num_threads=arguments.threads)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    arguments = build_parser().parse_args(argv)
+    nodes = NodeProcesses(plan_for(arguments))
     try:
-        nodes = build_nodes(arguments)
-        for node in nodes:
-            if isinstance(node, ModelNode):
-                node.autostart()
-            executor.add_node(node)
-        spinner.start()
-        names = ", ".join(node.get_name() for node in nodes)
-        print(f"[bringup] ready: {names}", flush=True)
+        names = ", ".join(nodes.processes)
+        print(f"[bringup] started: {names}", flush=True)
         if not arguments.run_task:
-            spinner.join()
-            return 0
-        return run_task(arguments, executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
+            return watch(nodes)
+        return run_task(arguments, nodes)
+    except KeyboardInterrupt:
         return 0
     finally:
-        executor.shutdown()
-        if spinner.is_alive():
-            spinner.join()
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        nodes.stop()
 
 
-def run_task(arguments: argparse.Namespace, executor: MultiThreadedExecutor) -> int:
+def watch(nodes: NodeProcesses) -> int:
+    """Wait until a node exits (or Ctrl-C); a node exiting ends the bringup, named."""
+    while not (exited := nodes.exited()):
+        time.sleep(0.5)
+    print(f"[bringup] node process ended: {exited}; stopping the graph", flush=True)
+    return 1
+
+
+def run_task(arguments: argparse.Namespace, nodes: NodeProcesses) -> int:
     from wav_ros.nodes.task_runner import TaskRunner, TaskRunnerConfig
 
+    rclpy.init()
     runner = TaskRunner()
+    executor = SingleThreadedExecutor()
     executor.add_node(runner)
-    config = TaskRunnerConfig(
-        instruction=arguments.instruction,
-        steps_per_plan=arguments.steps_per_plan,
-        max_steps=arguments.max_steps,
-        value_threshold=arguments.value_threshold,
-    )
-    started = time.perf_counter()
-    report = runner.run(config).summary()
-    report["wall_time"] = time.perf_counter() - started
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        config = TaskRunnerConfig(
+            instruction=arguments.instruction,
+            steps_per_plan=arguments.steps_per_plan,
+            max_steps=arguments.max_steps,
+            value_threshold=arguments.value_threshold,
+            timeout=arguments.timeout,
+        )
+        started = time.perf_counter()
+        report = runner.run(config).summary()
+        report["wall_time"] = time.perf_counter() - started
+        report["node_exits"] = nodes.exited()
+    except ExternalShutdownException:
+        return 1
+    finally:
+        executor.shutdown()
+        spinner.join()
+        runner.destroy_node()
+        rclpy.try_shutdown()
     text = json.dumps(report, indent=2)
     print(f"[bringup] task report:\n{text}", flush=True)
     if arguments.report:
         arguments.report.write_text(text + "\n")
-    executor.remove_node(runner)
-    runner.destroy_node()
-    return 0 if report["success"] or report["stop_reason"].startswith("step budget") else 1
+    finished = report["success"] or report["stop_reason"].startswith("step budget")
+    return 0 if finished and not report["node_exits"] else 1
 
 
 if __name__ == "__main__":

@@ -205,9 +205,10 @@ class TaskRunner(Node):
 
     @staticmethod
     def _warming_up(error: str, started: float, config: TaskRunnerConfig) -> bool:
-        """A refusal that only means the graph is still starting (no observation reached the
-        planner, or no heartbeat or joint state the executor yet), within `startup_grace` s."""
-        markers = ("[deadman]", "[state]", "no observation received")
+        """A refusal that only means the graph is still starting (no or only a stale observation
+        reached the planner, or no heartbeat or joint state the executor yet), within
+        `startup_grace` s."""
+        markers = ("[deadman]", "[state]", "no observation received", "stale observation")
         transient = any(marker in error for marker in markers)
         return transient and time.monotonic() - started < config.startup_grace
 
