@@ -5,7 +5,13 @@ Runs `ExecutionSession.tick` in real time at CONTROL_HZ for a few seconds, submi
 chunk blending run too. Backends: `sim` (the MuJoCo bimanual simulation, physics stepped
 inside each tick, no rendering) and `ideal` (no physics: measures the executor alone).
 
-    python benchmarks/bench_executor.py --backend sim --seconds 5
+With `--node` it then measures the real thing on the ROS graph: sim_bridge and the
+action_executor node run as their own processes, this process sends a goal every `--replan`
+seconds (with the heartbeat) and records every command the node publishes on
+/sim/joint_commands: the rate and period jitter of the node's stamps (its control loop) and
+of their arrival here (plus DDS), against the in-process session loop above as baseline.
+
+    python benchmarks/bench_executor.py --backend sim --seconds 5 --node
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sim", "ideal"), default="sim")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replan", type=float, default=0.5, help="seconds between chunks")
+    parser.add_argument("--node", action="store_true", help="also measure the ROS node")
     args = parser.parse_args()
 
     backend = make_backend(args.backend)
@@ -143,6 +150,85 @@ def main() -> None:
         f"({accepted} accepted, {refused} refused)"
     )
     print(f"faults             : {len(faults)}" + (f" first: {faults[0]}" if faults else ""))
+    if args.node:
+        node_periods = measure_node(args.seconds, args.replan)
+        for label, node_period in node_periods.items():
+            node_jitter = np.abs(node_period - period)
+            print(
+                f"node {label:<13} : {1.0 / node_period.mean():.2f} Hz, period p50/p99/max "
+                f"{percentile_ms(node_period, 50):.3f} / {percentile_ms(node_period, 99):.3f} / "
+                f"{node_period.max() * 1e3:.3f} ms, jitter p99 {percentile_ms(node_jitter, 99):.3f}"
+                f" ms ({percentile_ms(node_jitter, 99) / percentile_ms(jitter, 99):.1f}x the "
+                "session loop's)"
+            )
+
+
+def measure_node(seconds: float, replan: float) -> dict[str, np.ndarray]:
+    """Periods of the commands the action_executor node publishes while executing goals."""
+    import subprocess
+    import sys
+
+    import rclpy
+    from rclpy.action import ActionClient
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Empty, Header
+
+    from wav_interfaces.action import ExecuteTrajectory
+    from wav_ros.nodes.conversions import actions_to_trajectory, time_to_seconds
+    from wav_ros.nodes.qos import SENSOR_DATA
+
+    peers = [
+        subprocess.Popen([sys.executable, "-m", f"wav_ros.nodes.{name}"])
+        for name in ("sim_bridge", "action_executor")
+    ]
+    rclpy.init()
+    node = Node("bench_executor")
+    stamps: list[float] = []
+    arrivals: list[float] = []
+    state: list[np.ndarray] = []
+
+    def on_command(message: JointState) -> None:
+        arrivals.append(time.perf_counter())
+        stamps.append(time_to_seconds(message.header.stamp))
+
+    node.create_subscription(JointState, "/sim/joint_commands", on_command, 10)
+    node.create_subscription(
+        JointState, "/joint_states", lambda m: state.__setitem__(slice(None), [m]), SENSOR_DATA
+    )
+    heartbeat = node.create_publisher(Empty, "/wav/heartbeat", 10)
+    client = ActionClient(node, ExecuteTrajectory, "/wav/execute_trajectory")
+    try:
+        if not client.wait_for_server(timeout_sec=30.0):
+            raise RuntimeError("the action_executor node did not come up")
+        while not state:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        start = time.perf_counter()
+        next_goal = next_beat = start + 1.0  # measure from one second in: past start-up
+        while (now := time.perf_counter()) < start + 1.0 + seconds:
+            rclpy.spin_once(node, timeout_sec=0.005)
+            if now >= next_beat:
+                heartbeat.publish(Empty())
+                next_beat += 0.1
+            if now >= next_goal:
+                here = np.array(state[0].position)
+                chunk = chunk_from(here, 0.0, phase=now)
+                trajectory = actions_to_trajectory(
+                    chunk.positions, JOINT_NAMES, header=Header(), dt=1.0 / CONTROL_HZ
+                )
+                client.send_goal_async(ExecuteTrajectory.Goal(trajectory=trajectory, blend=True))
+                next_goal += replan
+        measured = np.asarray(arrivals) >= start + 1.0
+        return {
+            "stamps": np.diff(np.asarray(stamps)[measured]),
+            "arrivals": np.diff(np.asarray(arrivals)[measured]),
+        }
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        for peer in peers:
+            peer.terminate()
+            peer.wait(timeout=10)
 
 
 if __name__ == "__main__":

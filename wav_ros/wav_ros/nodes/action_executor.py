@@ -251,16 +251,20 @@ class ActionExecutorNode(Node):
         code = RESULT_CODES[outcome.status]
         if self.session.gate.estop.latched and code != ExecuteTrajectory.Result.SUCCEEDED:
             code = ExecuteTrajectory.Result.ESTOPPED
-        return self._finish(goal_handle, result, code, outcome.reason or outcome.status.value)
+        # A chunk superseded by the next one is how blending works, not a problem to report.
+        superseded = outcome.status is OutcomeStatus.SUPERSEDED
+        message = outcome.reason or outcome.status.value
+        return self._finish(goal_handle, result, code, message, warn=not superseded)
 
-    def _finish(self, goal_handle, result, code: int, message: str):
+    def _finish(self, goal_handle, result, code: int, message: str, *, warn: bool = True):
         result.error_code, result.message = code, message
         if code == ExecuteTrajectory.Result.SUCCEEDED:
             goal_handle.succeed()
         elif code == ExecuteTrajectory.Result.CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         else:
-            self.get_logger().warning(f"goal not executed: {message}")
+            if warn:
+                self.get_logger().warning(f"goal not executed: {message}")
             goal_handle.abort()
         return result
 
