@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ros  # imports rclpy message types
@@ -61,3 +62,89 @@ def test_config_refuses_non_positive_budgets(field):
 
     with pytest.raises(ValueError, match=field):
         TaskRunnerConfig(instruction="x", **{field: 0})
+
+
+class StandInGraph:
+    """A STAND-IN planner (scripted predicted values; "hang" never answers in time) and a
+    stand-in executor that succeeds at once, served over real ROS services and actions: the
+    task runner's loop is what the tests below check."""
+
+    def __init__(self, values: list) -> None:
+        from rclpy.action import ActionServer
+        from rclpy.node import Node
+
+        from wav_interfaces.action import ExecuteTrajectory
+        from wav_interfaces.srv import Plan
+
+        self.values = iter(values)
+        self.resets: list[bool] = []
+        self.executed: list[int] = []
+        self.node = Node("stand_in_graph")
+        self.node.create_service(Plan, "/wav/plan", self._plan)
+        ActionServer(self.node, ExecuteTrajectory, "/wav/execute_trajectory", self._execute)
+
+    def _plan(self, request, response):
+        from std_msgs.msg import Header
+
+        from wav_ros.nodes.conversions import actions_to_trajectory
+        from wav_ros.robot_description import JOINT_NAMES
+
+        if (value := next(self.values)) == "hang":
+            time.sleep(3.0)
+            return response
+        self.resets.append(bool(request.options.reset_warm_start))
+        response.success, response.predicted_value = True, value
+        response.trajectory = actions_to_trajectory(
+            np.zeros((16, len(JOINT_NAMES))), JOINT_NAMES, header=Header(), dt=0.02
+        )
+        return response
+
+    def _execute(self, goal_handle):
+        from wav_interfaces.action import ExecuteTrajectory
+
+        self.executed.append(len(goal_handle.request.trajectory.points))
+        goal_handle.succeed()
+        return ExecuteTrajectory.Result(error_code=ExecuteTrajectory.Result.SUCCEEDED)
+
+    def run(self, config):
+        """One TaskRunner.run against this graph."""
+        import threading
+
+        from rclpy.executors import MultiThreadedExecutor
+
+        from wav_ros.nodes.task_runner import TaskRunner
+
+        runner = TaskRunner()
+        executor = MultiThreadedExecutor(num_threads=2)
+        for node in (self.node, runner):
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            return runner.run(config)
+        finally:
+            executor.shutdown()
+            spinner.join()
+            runner.destroy_node()
+            self.node.destroy_node()
+
+
+def test_two_poor_predicted_values_in_a_row_re_plan_from_scratch(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    graph = StandInGraph([0.9, 0.1, 0.1, 0.9, 0.9])
+    report = graph.run(
+        TaskRunnerConfig(instruction="x", steps_per_plan=8, max_steps=24, value_threshold=0.5)
+    )
+    assert report.replans_from_scratch == 1
+    assert graph.resets == [True, False, False, True]  # the first plan and the one after two poor
+    assert graph.executed == [8, 8, 8] and report.steps == 24 and report.plans == 4
+    assert report.stop_reason == "step budget of 24 spent"
+
+
+def test_a_planner_that_does_not_answer_ends_the_run_with_a_reason(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    report = StandInGraph(["hang"]).run(TaskRunnerConfig(instruction="x", timeout=1.0))
+    assert not report.success and report.steps == 0
+    assert report.stop_reason == "plan refused: /wav/plan did not answer in 1.0 s"

@@ -217,11 +217,15 @@ class TaskRunner(Node):
         for slot in PlanOptions.get_fields_and_field_types():
             setattr(options, slot, getattr(config.options, slot))
         options.reset_warm_start = reset or config.options.reset_warm_start
-        response = self.plan_client.call(
-            Plan.Request(instruction=instruction, options=options), timeout_sec=config.timeout
-        )
+        request = Plan.Request(instruction=instruction, options=options)
+        try:
+            response = self.plan_client.call(request, timeout_sec=config.timeout)
+        except TimeoutError:  # rclpy >= Kilted raises; older versions return None
+            response = None
         if response is None:
-            return Plan.Response(success=False, message="/wav/plan did not answer in time")
+            return Plan.Response(
+                success=False, message=f"/wav/plan did not answer in {config.timeout} s"
+            )
         return response
 
     def _execute(self, trajectory: JointTrajectory, config: TaskRunnerConfig) -> str:
