@@ -57,6 +57,31 @@ def test_hold_still_scores_zero_and_reruns_resume(tmp_path):
     assert again.summaries["transfer_cube"].successes == 0
 
 
+def test_cached_only_summarises_the_consecutive_seeds_already_run(tmp_path):
+    evaluate(
+        HoldStillPolicy,
+        ["transfer_cube"],
+        episodes=3,
+        seed=5,
+        out_dir=tmp_path,
+        save_videos=False,
+        max_steps=40,
+    )
+    (tmp_path / "episodes" / "transfer_cube" / "000006.json").unlink()  # 6 never finished
+    partial = evaluate(
+        refuse_to_build,  # nothing may run
+        ["transfer_cube"],
+        episodes=50,
+        seed=5,
+        out_dir=tmp_path,
+        save_videos=False,
+        max_steps=40,
+        run_missing=False,
+    )
+    assert [e.seed for e in partial.episodes] == [5]  # 7 is cached but follows a gap
+    assert partial.summaries["transfer_cube"].episodes == 1
+
+
 def test_expert_succeeds_with_a_video(tmp_path):
     results = evaluate(
         ScriptedExpertPolicy,

@@ -279,3 +279,36 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.data.frame_stride == 4 and config.torch_threads == 1
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",)
+
+
+def test_report_names_the_rows_below_the_episode_target():
+    from wav_ros.training.report import render_markdown
+
+    def cell(successes: int, episodes: int) -> dict:
+        return {
+            "success_rate": successes / episodes,
+            "ci95_low": 0.0,
+            "ci95_high": 1.0,
+            "successes": successes,
+            "episodes": episodes,
+        }
+
+    report = {
+        "command": "cmd",
+        "eval_dir": "outputs/eval_report",
+        "episodes_per_task": 50,
+        "seed": 1000,
+        "machine": "cpu",
+        "why_fewer": "2 cores.",
+        "cached_only": ["WAV (latent planning)"],
+        "tasks": ["transfer_cube"],
+        "success": {"WAV (latent planning)": {"transfer_cube": cell(3, 20)}},
+        "latency": {},
+        "training": {},
+        "notes": [],
+    }
+    text = render_markdown(report)
+    assert "Not every row reached 50 episodes per task**: WAV (latent planning)" in text
+    assert "| WAV (latent planning) | 15 % [0, 100] (3/20) |" in text
+    report["cached_only"] = []
+    assert "Not every row" not in render_markdown(report)

@@ -265,13 +265,16 @@ def evaluate(
     out_dir: str | Path,
     workers: int = 1,
     save_videos: bool = True,
+    run_missing: bool = True,
     **options: Any,
 ) -> EvalResults:
     """Evaluate `policy_factory()` on every task for `episodes` seeded episodes.
 
     `policy_factory` must be picklable (a module-level function or functools.partial) when
     workers > 1: each worker process builds its own policy and envs. Extra options go to
-    EvalConfig (image_size, max_steps, video_fps).
+    EvalConfig (image_size, max_steps, video_fps). With `run_missing=False` nothing is run:
+    each task is summarised over its cached episodes with consecutive seeds from `seed` (the
+    longest such run, so the sample does not depend on which episodes happened to finish).
     """
     config = EvalConfig(
         tasks=tuple(tasks),
@@ -285,6 +288,10 @@ def evaluate(
     config.out_dir.mkdir(parents=True, exist_ok=True)
     wanted = [(t, config.seed + i) for t in config.tasks for i in range(config.episodes)]
     todo = [(t, s) for t, s in wanted if not _episode_path(config.out_dir, t, s).exists()]
+    if not run_missing:
+        first_missing = {t: min((s for u, s in todo if u == t), default=None) for t in config.tasks}
+        wanted = [(t, s) for t, s in wanted if first_missing[t] is None or s < first_missing[t]]
+        todo = []
     if todo and config.workers == 1:
         _run_jobs(policy_factory, config, todo)
     elif todo:
