@@ -40,8 +40,6 @@ class ControlLoop:
         self._on_error = on_error
         self._stopping = threading.Event()
         self._error: BaseException | None = None
-        self.overruns = 0
-        """Steps that started later than one period after their deadline."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> ControlLoop:
@@ -69,7 +67,6 @@ class ControlLoop:
                 if delay > 0:
                     self._stopping.wait(delay)
                 else:
-                    self.overruns += delay < -self.period
                     deadline = time.monotonic()
         except BaseException as error:  # reported by on_error and stop()
             if self._stopping.is_set() or not self._keep_running():

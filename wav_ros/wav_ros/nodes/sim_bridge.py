@@ -204,9 +204,11 @@ class SimBridgeNode(Node):
         )
 
     def destroy_node(self) -> None:
-        self._loop.stop()
-        self._env.close()
-        super().destroy_node()
+        try:
+            self._loop.stop()
+        finally:
+            self._env.close()
+            super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
