@@ -44,8 +44,9 @@ class TaskRunnerConfig:
     """Refused plans in a row (by the planner or the executor's safety gate) before the run
     stops; each refusal is re-planned, since the planner samples anew."""
     startup_grace: float = 10.0
-    """Seconds during which a first plan or execution refused because the graph is still
-    starting (no observation, heartbeat or joint state yet) is retried rather than fatal."""
+    """Seconds, from the planner's first answer, during which a first plan or execution refused
+    because the graph is still starting (no or a stale observation, no heartbeat or joint state
+    yet) is retried rather than fatal."""
     options: PlanOptions = field(default_factory=PlanOptions)
     """Options passed with every /wav/plan call."""
 
@@ -137,7 +138,7 @@ class TaskRunner(Node):
             return report
         poor_in_a_row = refused_in_a_row = 0
         reset_next = True
-        started = time.monotonic()
+        started: float | None = None  # when the planner first answered: the grace starts then
         while True:
             status = self.status
             if status is not None:
@@ -153,6 +154,9 @@ class TaskRunner(Node):
             instruction = config.instruction or (status.instruction if status else "")
             report.instruction = instruction
             plan = self._plan(instruction, config, reset_next)
+            # A planner process still loading its model already offers /wav/plan but answers
+            # only once it spins, so the grace is counted from its first answer.
+            started = time.monotonic() if started is None else started
             reset_next = False
             if (
                 not plan.success
