@@ -226,7 +226,7 @@ def measure_node(seconds: float, replan: float) -> dict[str, np.ndarray]:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-        for peer in peers:
+        for peer in reversed(peers):  # the executor first: a robot vanishing mid-goal faults
             peer.terminate()
             peer.wait(timeout=10)
 

@@ -230,8 +230,15 @@ class ActionExecutorNode(Node):
             with self._tick_done:
                 self._tick_done.wait(timeout=0.5)
                 report = self._last_report
-            if goal_handle.is_cancel_requested:
+            if goal_handle.is_cancel_requested or not self.context.ok():
+                # Cancelled, or the node is shutting down (nobody left to report to): hold.
                 self.session.cancel(self._now(), trajectory_id)
+                if not self.context.ok():
+                    result.error_code, result.message = (
+                        RESULT_CODES[OutcomeStatus.ABORTED],
+                        ("the executor is shutting down"),
+                    )
+                    return result
             outcome = self.session.outcome(trajectory_id)
             ours = report is not None and report.trajectory_id == trajectory_id
             if ours and np.isfinite(report.tracking_error):
