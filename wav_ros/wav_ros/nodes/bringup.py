@@ -5,8 +5,9 @@ process per node as launch does, with the same parameter files and overrides. Se
 processes keep the planner's compute from stalling the simulation, the camera sync and the
 executor's control loop, which in one Python process would queue behind it for the GIL.
 With `--run-task` it then runs the closed-loop task runner against the graph and exits with
-its report: the embedded default (`make demo`). Ctrl-C (or the end of the task) stops every
-node; a node that exits early stops the bringup and is named.
+its report: the embedded default (`make demo`); it exits 0 when the episode ran (the report
+says whether the task succeeded) and 1 when the graph could not run it. Ctrl-C (or the end of
+the task) stops every node; a node that exits early stops the bringup and is named.
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def run_task(arguments: argparse.Namespace, nodes: NodeProcesses) -> int:
     print(f"[bringup] task report:\n{text}", flush=True)
     if arguments.report:
         arguments.report.write_text(text + "\n")
-    finished = report["success"] or report["stop_reason"].startswith("step budget")
-    return 0 if finished and not report["node_exits"] else 1
+    # 0 when the graph ran the episode (whatever its outcome, which the report gives); 1 when
+    # it could not: no plan was ever executed, or a node process died.
+    return 0 if report["steps"] > 0 and not report["node_exits"] else 1
 
 
 if __name__ == "__main__":
