@@ -160,3 +160,19 @@ def test_compute_loss_names_a_missing_or_misshaped_entry(policy: WAVPolicy) -> N
         policy.compute_loss(batch, "action")
     with pytest.raises(ValueError, match="stage must be one of"):
         policy.compute_loss(make_batch(), "reward")
+
+
+def test_instruction_cache_is_shared_safely_by_threads() -> None:
+    """Model nodes encode from several executor threads; with a cache smaller than the set of
+    instructions, entries are evicted while other threads read them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wav_ros.model.configuration_wav import TextEncoderConfig
+    from wav_ros.model.text_encoder import InstructionEncoder
+
+    encoder = InstructionEncoder(TextEncoderConfig(cache_size=2))
+    instructions = [f"pick up cube {i}" for i in range(5)] * 20
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(encoder, instructions))
+    reference = encoder("pick up cube 3")[0]
+    assert all(torch.equal(result[0], reference) for result in results[3::5])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections import OrderedDict
 
 import torch
@@ -49,6 +50,7 @@ class InstructionEncoder:
     def __init__(self, config: TextEncoderConfig) -> None:
         self.config = config
         self._cache: OrderedDict[str, tuple[Tensor, Tensor]] = OrderedDict()
+        self._cache_lock = threading.Lock()  # model nodes may encode from several threads
 
     def _model(self) -> tuple[object, torch.nn.Module]:
         return load_text_encoder(self.config.model_path or default_model_path())
@@ -59,10 +61,11 @@ class InstructionEncoder:
             raise TypeError(f"instruction must be a str, got {type(instruction).__name__}")
         if not instruction.strip():
             raise ValueError("instruction is empty")
-        cached = self._cache.get(instruction)
-        if cached is not None:
-            self._cache.move_to_end(instruction)
-            return cached
+        with self._cache_lock:
+            cached = self._cache.get(instruction)
+            if cached is not None:
+                self._cache.move_to_end(instruction)
+                return cached
         tokenizer, model = self._model()
         tokens = tokenizer(
             [instruction],
@@ -77,9 +80,10 @@ class InstructionEncoder:
                 f"text_encoder.embed_dim is {self.config.embed_dim}"
             )
         result = (embeddings, tokens["attention_mask"].bool())
-        self._cache[instruction] = result
-        if len(self._cache) > self.config.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[instruction] = result
+            if len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
         return result
 
     def batch(self, instructions: list[str]) -> tuple[Tensor, Tensor]:
