@@ -29,55 +29,36 @@ def refuse_to_build() -> HoldStillPolicy:
     raise AssertionError("a finished evaluation must not run episodes again")
 
 
-def test_hold_still_scores_zero_and_reruns_resume(tmp_path):
-    results = evaluate(
-        HoldStillPolicy,
+def short_transfer_cube(factory, out_dir, episodes: int, **options):
+    """`episodes` 40-step transfer_cube episodes from seed 5, no videos."""
+    return evaluate(
+        factory,
         ["transfer_cube"],
-        episodes=2,
+        episodes=episodes,
         seed=5,
-        out_dir=tmp_path,
+        out_dir=out_dir,
         save_videos=False,
         max_steps=40,
+        **options,
     )
+
+
+def test_hold_still_scores_zero_and_reruns_resume(tmp_path):
+    results = short_transfer_cube(HoldStillPolicy, tmp_path, episodes=2)
     summary = results.summaries["transfer_cube"]
     assert (summary.episodes, summary.successes, summary.mean_length) == (2, 0, 40)
     assert summary.ci95_high < 0.9
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [e["seed"] for e in saved["episodes"]] == [5, 6]
     assert "| transfer_cube | 2 | 0.0 %" in (tmp_path / "results.md").read_text()
-    again = evaluate(
-        refuse_to_build,
-        ["transfer_cube"],
-        episodes=2,
-        seed=5,
-        out_dir=tmp_path,
-        save_videos=False,
-        max_steps=40,
-    )
+    again = short_transfer_cube(refuse_to_build, tmp_path, episodes=2)
     assert again.summaries["transfer_cube"].successes == 0
 
 
 def test_cached_only_summarises_the_consecutive_seeds_already_run(tmp_path):
-    evaluate(
-        HoldStillPolicy,
-        ["transfer_cube"],
-        episodes=3,
-        seed=5,
-        out_dir=tmp_path,
-        save_videos=False,
-        max_steps=40,
-    )
+    short_transfer_cube(HoldStillPolicy, tmp_path, episodes=3)
     (tmp_path / "episodes" / "transfer_cube" / "000006.json").unlink()  # 6 never finished
-    partial = evaluate(
-        refuse_to_build,  # nothing may run
-        ["transfer_cube"],
-        episodes=50,
-        seed=5,
-        out_dir=tmp_path,
-        save_videos=False,
-        max_steps=40,
-        run_missing=False,
-    )
+    partial = short_transfer_cube(refuse_to_build, tmp_path, episodes=50, run_missing=False)
     assert [e.seed for e in partial.episodes] == [5]  # 7 is cached but follows a gap
     assert partial.summaries["transfer_cube"].episodes == 1
 
