@@ -234,10 +234,8 @@ class ActionExecutorNode(Node):
                 # Cancelled, or the node is shutting down (nobody left to report to): hold.
                 self.session.cancel(self._now(), trajectory_id)
                 if not self.context.ok():
-                    result.error_code, result.message = (
-                        RESULT_CODES[OutcomeStatus.ABORTED],
-                        ("the executor is shutting down"),
-                    )
+                    result.error_code = ExecuteTrajectory.Result.ABORTED
+                    result.message = "the executor is shutting down"
                     return result
             outcome = self.session.outcome(trajectory_id)
             ours = report is not None and report.trajectory_id == trajectory_id

@@ -224,7 +224,7 @@ class TaskRunner(Node):
         request = Plan.Request(instruction=instruction, options=options)
         try:
             response = self.plan_client.call(request, timeout_sec=config.timeout)
-        except TimeoutError:  # rclpy >= Kilted raises; older versions return None
+        except TimeoutError:  # rclpy here (Kilted) raises; older versions return None
             response = None
         if response is None:
             return Plan.Response(
