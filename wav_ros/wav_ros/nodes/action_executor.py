@@ -21,6 +21,7 @@ import time
 import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Empty, Header
@@ -76,12 +77,18 @@ class ActionExecutorNode(Node):
         self._last_report = None
         self._tick_done = threading.Condition()
 
-        self.create_subscription(
+        # Joint states feed the safety checks of every tick: they get a node and a thread of
+        # their own, so no callback queued in this node's executor can delay them.
+        self._state_node = Node(f"{self.get_name()}_joint_states", context=self.context)
+        self._state_node.create_subscription(
             JointState,
             self.get_parameter("joint_states_topic").value,
             self._on_joint_state,
             SENSOR_DATA,
         )
+        self._state_executor = SingleThreadedExecutor(context=self.context)
+        self._state_executor.add_node(self._state_node)
+        threading.Thread(target=self._state_executor.spin, name="joint_states", daemon=True).start()
         self.create_subscription(Bool, "/wav/estop", self._on_estop, LATCHED)
         self.create_subscription(Empty, "/wav/heartbeat", self._on_heartbeat, 10)
         self.create_service(Trigger, "/wav/estop/reset", self._on_estop_reset)
@@ -284,6 +291,8 @@ class ActionExecutorNode(Node):
             self._control_loop.stop()
         finally:
             self.backend.stop()
+            self._state_executor.shutdown()
+            self._state_node.destroy_node()
             super().destroy_node()
 
 
