@@ -1,7 +1,7 @@
 """Launch the wav_ros planning graph: `ros2 launch wav_ros bimanual.launch.py [arg:=value ...]`.
 
-The node list and parameters come from wav_ros.nodes.graph.launch_plan, the same function the
-in-process `bringup` uses, so the two cannot drift. launch and launch_ros are imported only
+The node list and parameters come from wav_ros.nodes.graph.launch_plan, the same function
+`bringup` uses, so the two cannot drift. launch and launch_ros are imported only
 inside generate_launch_description (they are not installable on every machine we support).
 """
 

@@ -68,7 +68,7 @@ def plan_for(arguments: argparse.Namespace) -> list[graph.PlannedNode]:
 def node_command(planned: graph.PlannedNode, overrides_dir: Path) -> list[str]:
     """The command line that runs one planned node as launch_ros would: its module, its
     parameter file, then its overrides as a second parameter file (later files win)."""
-    command = [sys.executable, "-m", planned.spec.node_class.split(":")[0], "--ros-args"]
+    command = [sys.executable, "-m", planned.spec.module, "--ros-args"]
     command += ["--params-file", str(planned.parameter_file)]
     if planned.overrides:
         overrides = overrides_dir / f"{planned.spec.name}_overrides.yaml"

@@ -1,4 +1,4 @@
-"""The node graph of wav_ros in one place, read by both the launch file and the in-process bringup.
+"""The node graph of wav_ros in one place, read by both the launch file and bringup.
 
 `launch/bimanual.launch.py` turns these specs into launch_ros Node actions; `bringup` builds
 the same nodes in one process. Both pass the same parameter files, so the two cannot drift.
@@ -25,11 +25,14 @@ class NodeSpec:
     name: str
     """Default node name; also the key of its section in the parameter files."""
     node_class: str
-    """`module:Class` of the rclpy node, constructed by the in-process bringup."""
+    """`module:Class` of the rclpy node; bringup runs the module (`python -m`)."""
+
+    @property
+    def module(self) -> str:
+        return self.node_class.split(":")[0]
 
     def load_class(self) -> type:
-        module_name, class_name = self.node_class.split(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return getattr(importlib.import_module(self.module), self.node_class.split(":")[1])
 
 
 SIM_BRIDGE = NodeSpec("sim_bridge", "sim_bridge", "wav_ros.nodes.sim_bridge:SimBridgeNode")
@@ -135,7 +138,7 @@ def launch_plan(
     task: str = "",
     config_dir: Path | None = None,
 ) -> list[PlannedNode]:
-    """What to start: used by launch/bimanual.launch.py and by the in-process bringup."""
+    """What to start: used by launch/bimanual.launch.py and by bringup."""
     return [
         PlannedNode(
             spec,

@@ -1,6 +1,6 @@
 """Running one or several nodes in a process: init, autostart lifecycle nodes, spin, clean exit.
 
-Every console script and the in-process bringup go through `run_nodes`, so they handle
+Every console script (and so every node bringup starts) goes through `run_nodes`, so they handle
 arguments, signals and shutdown the same way.
 """
 

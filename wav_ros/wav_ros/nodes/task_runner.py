@@ -137,6 +137,14 @@ class TaskRunner(Node):
             report.stop_reason = missing
             return report
         poor_in_a_row = refused_in_a_row = 0
+
+        def count_refusal() -> bool:
+            """Count a refused plan; True while refusals in a row are within the budget."""
+            nonlocal refused_in_a_row
+            report.refused_plans += 1
+            refused_in_a_row += 1
+            return refused_in_a_row <= config.max_refusals_in_a_row
+
         reset_next = True
         started: float | None = None  # when the planner first answered: the grace starts then
         while True:
@@ -167,9 +175,7 @@ class TaskRunner(Node):
                 continue
             if not plan.success:
                 error = f"plan refused: {plan.message}"
-                report.refused_plans += 1
-                refused_in_a_row += 1
-                if report.plans and refused_in_a_row <= config.max_refusals_in_a_row:
+                if count_refusal() and report.plans:
                     self.get_logger().warning(f"{error}; re-planning")
                     continue
                 report.stop_reason = error
@@ -195,12 +201,9 @@ class TaskRunner(Node):
             error = self._execute(chunk, config)
             if error and report.steps == 0 and self._warming_up(error, started, config):
                 continue  # the executor has not seen our heartbeat or a joint state yet
-            if error.startswith(REFUSED_PREFIX):
-                report.refused_plans += 1
-                refused_in_a_row += 1
-                if refused_in_a_row <= config.max_refusals_in_a_row:
-                    self.get_logger().warning(f"{error}; re-planning")
-                    continue
+            if error.startswith(REFUSED_PREFIX) and count_refusal():
+                self.get_logger().warning(f"{error}; re-planning")
+                continue
             if error:
                 report.stop_reason = error
                 return report
