@@ -63,6 +63,21 @@ def test_cached_only_summarises_the_consecutive_seeds_already_run(tmp_path):
     assert partial.summaries["transfer_cube"].episodes == 1
 
 
+def test_cached_episodes_belong_to_one_policy(tmp_path):
+    short_transfer_cube(HoldStillPolicy, tmp_path, episodes=1, policy_id="checkpoint-a")
+    with pytest.raises(ValueError, match="holds episodes of policy 'checkpoint-a'"):
+        short_transfer_cube(refuse_to_build, tmp_path, episodes=1, policy_id="checkpoint-b")
+    again = short_transfer_cube(refuse_to_build, tmp_path, episodes=1, policy_id="checkpoint-a")
+    assert again.summaries["transfer_cube"].episodes == 1
+
+
+def test_a_folder_of_unrecorded_episodes_is_refused(tmp_path):
+    short_transfer_cube(HoldStillPolicy, tmp_path, episodes=1)
+    (tmp_path / "policy.json").unlink()  # as written before episodes recorded their policy
+    with pytest.raises(ValueError, match="unrecorded policy"):
+        short_transfer_cube(refuse_to_build, tmp_path, episodes=1)
+
+
 def test_expert_succeeds_with_a_video(tmp_path):
     results = evaluate(
         ScriptedExpertPolicy,

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         save_videos=not args.no_videos,
         image_size=tuple(args.image_size),
         max_steps=args.max_steps,
+        policy_id=f"{args.policy} noise={args.noise} perturbation={args.perturbation} "
+        f"seed={args.seed}",
     )
     print(results.to_markdown(), end="")
 

@@ -93,6 +93,9 @@ class EvalConfig:
     """Override the task's episode length (None: the task's / LIBERO protocol's)."""
     video_fps: int = 25
     """Frame rate of the videos (every other 50 Hz frame is kept at 25)."""
+    policy_id: str = ""
+    """What is evaluated (a checkpoint digest, the expert's settings): out_dir's cached episodes
+    are reused only by the same policy_id, so a retrained checkpoint never inherits them."""
 
     def __post_init__(self) -> None:
         self.tasks = expand_tasks(tuple(self.tasks))
@@ -161,6 +164,25 @@ def make_eval_env(task: str, image_size: tuple[int, int], max_steps: int | None)
 
 def _episode_path(out_dir: Path, task: str, seed: int) -> Path:
     return out_dir / "episodes" / task.replace("/", "__") / f"{seed:06d}.json"
+
+
+def _claim_out_dir(config: EvalConfig) -> None:
+    """Record which policy out_dir's episodes belong to; refuse a folder of another policy."""
+    path = config.out_dir / "policy.json"
+    if path.is_file():
+        owner = json.loads(path.read_text()).get("policy_id", "")
+        if owner != config.policy_id:
+            raise ValueError(
+                f"{config.out_dir} holds episodes of policy {owner!r}, not {config.policy_id!r}; "
+                "evaluate into another folder (or delete it to start over)"
+            )
+        return
+    if any(config.out_dir.glob("episodes/*/*.json")):
+        raise ValueError(
+            f"{config.out_dir} holds episodes of an unrecorded policy; evaluate into another "
+            "folder (or delete it to start over)"
+        )
+    path.write_text(json.dumps({"policy_id": config.policy_id}) + "\n")
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: int) -> str | None:
@@ -272,9 +294,9 @@ def evaluate(
 
     `policy_factory` must be picklable (a module-level function or functools.partial) when
     workers > 1: each worker process builds its own policy and envs. Extra options go to
-    EvalConfig (image_size, max_steps, video_fps). With `run_missing=False` nothing is run:
-    each task is summarised over its cached episodes with consecutive seeds from `seed` (the
-    longest such run, so the sample does not depend on which episodes happened to finish).
+    EvalConfig (image_size, max_steps, video_fps, policy_id). With `run_missing=False` nothing
+    is run: each task is summarised over its cached episodes with consecutive seeds from `seed`
+    (the longest such run, so the sample does not depend on which episodes happened to finish).
     """
     config = EvalConfig(
         tasks=tuple(tasks),
@@ -286,6 +308,7 @@ def evaluate(
         **options,
     )
     config.out_dir.mkdir(parents=True, exist_ok=True)
+    _claim_out_dir(config)
     wanted = [(t, config.seed + i) for t in config.tasks for i in range(config.episodes)]
     todo = [(t, s) for t, s in wanted if not _episode_path(config.out_dir, t, s).exists()]
     if not run_missing:

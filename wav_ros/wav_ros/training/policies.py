@@ -8,6 +8,7 @@ the same `resize_images` the ROS nodes use.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import deque
@@ -40,6 +41,14 @@ def load_policy(directory: str | Path, planner_config: PlannerConfig | None = No
 
         return DirectActionPolicy.from_pretrained(directory)
     return WAVPolicy.from_pretrained(directory, planner_config=planner_config)
+
+
+def checkpoint_digest(directory: str | Path) -> str:
+    """A short SHA-256 of a save_pretrained folder's config and weights: which model this is."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        digest.update((Path(directory) / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class ChunkedEvalPolicy:

@@ -30,6 +30,7 @@ from wav_ros.training.policies import (
     EVAL_PLANNER,
     NO_PLANNING,
     ChunkedEvalPolicy,
+    checkpoint_digest,
     load_policy,
     make_eval_policy,
 )
@@ -42,19 +43,34 @@ TRAINING = REPO_DIR / "reports" / "training"
 COMMAND = "PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes 50 --workers 2"
 
 
-def policy_factories(wav: Path, direct: Path) -> dict[str, tuple[str, Any]]:
-    """Key -> (label, picklable zero-argument factory for the harness)."""
+def policy_factories(wav: Path, direct: Path) -> dict[str, tuple[str, Any, str]]:
+    """Key -> (label, picklable zero-argument factory for the harness, policy id).
+
+    The id (checkpoint digest) names the folder of the policy's cached episodes, so a
+    retrained checkpoint is evaluated afresh and the old episodes stay where they were.
+    """
+    wav_id, direct_id = checkpoint_digest(wav), checkpoint_digest(direct)
     return {
-        "wav": ("WAV (latent planning)", functools.partial(make_eval_policy, str(wav), True)),
+        "wav": (
+            "WAV (latent planning)",
+            functools.partial(make_eval_policy, str(wav), True),
+            f"wav-{wav_id}",
+        ),
         "wav_k0": (
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
+            f"wav-{wav_id}",
         ),
         "direct": (
             "direct action baseline",
             functools.partial(make_eval_policy, str(direct), False),
+            f"direct-{direct_id}",
         ),
-        "expert": ("scripted expert", functools.partial(ScriptedExpertPolicy, seed=0)),
+        "expert": (
+            "scripted expert",
+            functools.partial(ScriptedExpertPolicy, seed=0),
+            "scripted-expert-seed0",
+        ),
     }
 
 
@@ -105,8 +121,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# wav_ros evaluation report",
         "",
-        f"Regenerate: `{report['command']}` (from the repository root; episodes are cached in "
-        f"`{report['eval_dir']}` and resumed).",
+        f"Regenerate: `{report['command']}` (from the repository root; episodes are cached "
+        f"under `{report['eval_dir']}`, one folder per policy and checkpoint digest, and "
+        "resumed).",
         "",
         f"Closed-loop success on the ALOHA simulation, {episodes} seeded episodes per task "
         f"(seeds {report['seed']}..{report['seed'] + episodes - 1}), 95 % Wilson intervals. "
@@ -211,14 +228,15 @@ def main(argv: list[str] | None = None) -> None:
     factories = policy_factories(args.checkpoint, args.direct)
     success = {}
     for key in args.only or list(factories):
-        label, factory = factories[key]
+        label, factory, policy_id = factories[key]
         started = time.perf_counter()
         results = evaluate(
             factory,
             tasks=args.tasks,
             episodes=args.episodes,
             seed=args.seed,
-            out_dir=args.eval_dir / key,
+            out_dir=args.eval_dir / key / policy_id,
+            policy_id=policy_id,
             workers=args.workers,
             save_videos=False,
             run_missing=key not in args.cached_only,
