@@ -56,7 +56,7 @@ def test_truncate_keeps_the_first_steps_header_and_joints():
     assert chunk.header.frame_id == "world" and list(chunk.joint_names) == ["a"]
 
 
-@pytest.mark.parametrize("field", ["steps_per_plan", "max_steps"])
+@pytest.mark.parametrize("field", ["steps_per_plan", "max_steps", "goal_resend"])
 def test_config_refuses_non_positive_budgets(field):
     from wav_ros.nodes.task_runner import TaskRunnerConfig
 
@@ -67,10 +67,13 @@ def test_config_refuses_non_positive_budgets(field):
 class StandInGraph:
     """A STAND-IN planner (scripted predicted values; "hang" never answers in time) and a
     stand-in executor that succeeds at once, served over real ROS services and actions: the
-    task runner's loop is what the tests below check."""
+    task runner's loop is what the tests below check. `slow_goals` goal requests are answered
+    only after `answer_delay` s (as if lost in discovery); `events` records what the executor
+    saw, in order."""
 
-    def __init__(self, values: list) -> None:
-        from rclpy.action import ActionServer
+    def __init__(self, values: list, slow_goals: int = 0, answer_delay: float = 0.0) -> None:
+        from rclpy.action import ActionServer, GoalResponse
+        from rclpy.callback_groups import ReentrantCallbackGroup
         from rclpy.node import Node
 
         from wav_interfaces.action import ExecuteTrajectory
@@ -81,7 +84,26 @@ class StandInGraph:
         self.executed: list[int] = []
         self.node = Node("stand_in_graph")
         self.node.create_service(Plan, "/wav/plan", self._plan)
-        ActionServer(self.node, ExecuteTrajectory, "/wav/execute_trajectory", self._execute)
+        self.events: list[str] = []
+        self._goal_requests = 0
+
+        def answer_goal(request) -> GoalResponse:
+            self._goal_requests += 1
+            number = self._goal_requests
+            self.events.append(f"goal {number} received")
+            if number <= slow_goals:
+                time.sleep(answer_delay)
+            self.events.append(f"goal {number} accepted")
+            return GoalResponse.ACCEPT
+
+        ActionServer(
+            self.node,
+            ExecuteTrajectory,
+            "/wav/execute_trajectory",
+            self._execute,
+            goal_callback=answer_goal,
+            callback_group=ReentrantCallbackGroup(),
+        )
 
     def _plan(self, request, response):
         from std_msgs.msg import Header
@@ -103,6 +125,7 @@ class StandInGraph:
         from wav_interfaces.action import ExecuteTrajectory
 
         self.executed.append(len(goal_handle.request.trajectory.points))
+        self.events.append("executed")
         goal_handle.succeed()
         return ExecuteTrajectory.Result(error_code=ExecuteTrajectory.Result.SUCCEEDED)
 
@@ -115,13 +138,15 @@ class StandInGraph:
         from wav_ros.nodes.task_runner import TaskRunner
 
         runner = TaskRunner()
-        executor = MultiThreadedExecutor(num_threads=2)
+        executor = MultiThreadedExecutor(num_threads=4)
         for node in (self.node, runner):
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
         try:
-            return runner.run(config)
+            report = runner.run(config)
+            self.events_at_return = list(self.events)
+            return report
         finally:
             executor.shutdown()
             spinner.join()
@@ -148,3 +173,17 @@ def test_a_planner_that_does_not_answer_ends_the_run_with_a_reason(ros_context):
     report = StandInGraph(["hang"]).run(TaskRunnerConfig(instruction="x", timeout=1.0))
     assert not report.success and report.steps == 0
     assert report.stop_reason == "plan refused: /wav/plan did not answer in 1.0 s"
+
+
+def test_a_goal_not_answered_in_time_is_sent_again(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    graph = StandInGraph([0.9], slow_goals=1, answer_delay=6.0)
+    report = graph.run(TaskRunnerConfig(instruction="x", max_steps=8, goal_resend=0.5))
+    assert report.steps == 8 and report.stop_reason == "step budget of 8 spent"
+    assert graph.events_at_return == [
+        "goal 1 received",
+        "goal 2 received",
+        "goal 2 accepted",
+        "executed",
+    ]

@@ -24,6 +24,7 @@ from wav_interfaces.srv import Plan
 from wav_ros.nodes.qos import LATCHED
 
 REFUSED_PREFIX = "the executor refused the plan: "
+ABORTED = ExecuteTrajectory.Result.ABORTED
 
 
 @dataclass
@@ -40,6 +41,9 @@ class TaskRunnerConfig:
     """Predicted value below which a plan counts as poor; two in a row reset the planner."""
     timeout: float = 30.0
     """Seconds to wait for one plan or one execution."""
+    goal_resend: float = 2.0
+    """Seconds to wait for the executor to answer a goal before sending it again: a request
+    sent before DDS has matched a new client to the server is dropped, not queued."""
     max_refusals_in_a_row: int = 3
     """Refused plans in a row (by the planner or the executor's safety gate) before the run
     stops; each refusal is re-planned, since the planner samples anew."""
@@ -55,6 +59,8 @@ class TaskRunnerConfig:
             raise ValueError(f"steps_per_plan must be >= 1, got {self.steps_per_plan}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.goal_resend <= 0:
+            raise ValueError(f"goal_resend must be > 0, got {self.goal_resend}")
 
 
 @dataclass
@@ -238,12 +244,17 @@ class TaskRunner(Node):
     def _execute(self, trajectory: JointTrajectory, config: TaskRunnerConfig) -> str:
         """Run one goal to its end; "" on success, else why it failed."""
         goal = ExecuteTrajectory.Goal(trajectory=trajectory, blend=True)
-        handle = _wait(self.execute_client.send_goal_async(goal), config.timeout)
-        if handle is None:
+        copies = self._send_goal(goal, config)
+        first = next((future for future in copies if future.done()), None)
+        if first is None:
             return "the executor did not answer the goal in time"
-        if not handle.accepted:
+        if not first.result().accepted:
             return "the executor rejected the goal"
-        wrapped = _wait(handle.get_result_async(), config.timeout)
+        wrapped = _wait(first.result().get_result_async(), config.timeout)
+        late = [f.result() for f in copies if f is not first and f.done() and f.result().accepted]
+        if wrapped is not None and wrapped.result.error_code == ABORTED and late:
+            # A late copy (same trajectory and stamp) superseded the first: follow it instead.
+            wrapped = _wait(late[-1].get_result_async(), config.timeout)
         if wrapped is None:
             return "the execution did not finish in time"
         result = wrapped.result
@@ -252,6 +263,20 @@ class TaskRunner(Node):
         if result.error_code != ExecuteTrajectory.Result.SUCCEEDED:
             return f"execution failed (code {result.error_code}): {result.message}"
         return ""
+
+    def _send_goal(self, goal: ExecuteTrajectory.Goal, config: TaskRunnerConfig) -> list:
+        """The futures of the copies of `goal` sent: again every `goal_resend` s while none is
+        answered, for up to `timeout` s. A copy answered late carries the same trajectory and
+        stamp, so if it supersedes the first the arms follow the same path."""
+        copies = []
+        answered = threading.Event()
+        deadline = time.monotonic() + config.timeout
+        while not answered.is_set() and time.monotonic() < deadline:
+            future = self.execute_client.send_goal_async(goal)
+            future.add_done_callback(lambda _: answered.set())
+            copies.append(future)
+            answered.wait(min(config.goal_resend, max(0.0, deadline - time.monotonic())))
+        return copies
 
 
 def _wait(future, timeout: float):
