@@ -240,6 +240,48 @@ def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_js
         assert results.episodes[0].length == 6
 
 
+class RecordingPolicy:
+    """Passes a chunked policy through, recording its actions and which observations it got
+    with images; `always_render` asks for images at every step, as the harness used to."""
+
+    def __init__(self, policy, always_render: bool) -> None:
+        self.policy, self.always_render = policy, always_render
+        self.actions: list[np.ndarray] = []
+        self.rendered: list[bool] = []
+
+    @property
+    def needs_images(self) -> bool:
+        return self.always_render or self.policy.needs_images
+
+    def reset(self, task: str, instruction: str) -> None:
+        self.policy.reset(task, instruction)
+
+    def select_action(self, obs):
+        self.rendered.append(bool(obs.images))
+        self.actions.append(self.policy.select_action(obs))
+        return self.actions[-1]
+
+
+def test_rendering_only_where_the_policy_plans_changes_no_action():
+    from wav_ros.evaluation.harness import run_episode
+    from wav_ros.training.policies import NO_PLANNING, ChunkedEvalPolicy
+
+    torch.manual_seed(0)
+    model = WAVPolicy(micro_config(), NO_PLANNING)  # untrained: any actions will do
+    env = make_env("transfer_cube", image_size=(32, 32), max_steps=12)
+    runs = []
+    try:
+        for always in (True, False):
+            policy = RecordingPolicy(ChunkedEvalPolicy(model, NO_PLANNING, 2, seed=3), always)
+            run_episode(env, policy, "transfer_cube", seed=7, video_path=None)
+            runs.append(policy)
+    finally:
+        env.close()
+    np.testing.assert_array_equal(np.stack(runs[0].actions), np.stack(runs[1].actions))
+    assert all(runs[0].rendered) and len(runs[0].rendered) == 12
+    assert runs[1].rendered == [True, False] * 6  # a plan every 2 steps (chunk 4, execute 2)
+
+
 def test_bad_configs_are_refused(dataset, tmp_path):
     with pytest.raises(ValueError, match="training order"):
         TrainConfig(dataset=dataset, out=tmp_path, stages=("action", "video"))

@@ -19,7 +19,9 @@ from wav_ros.sim.experts import Perturbation, ScriptedExpert, make_expert
 class Policy(Protocol):
     """What the harness drives: reset per episode, then one action per control step.
 
-    Chunked policies (WAV predicts action chunks) buffer their chunk internally.
+    Chunked policies (WAV predicts action chunks) buffer their chunk internally. An optional
+    `needs_images` attribute (or property, read before each step) says whether the next
+    observation must carry camera images; without it every step is rendered.
     """
 
     def reset(self, task: str, instruction: str) -> None: ...

@@ -58,8 +58,6 @@ class ChunkedEvalPolicy:
     must before commanding the robot; `clipped_targets` counts how many entries were.
     """
 
-    needs_images = True
-
     def __init__(
         self,
         model: Any,
@@ -82,6 +80,12 @@ class ChunkedEvalPolicy:
         self._instruction = ""
         self._plans = 0
 
+    @property
+    def needs_images(self) -> bool:
+        """Whether the next select_action reads the cameras: when it plans, and at every step
+        for a model that remembers earlier frames."""
+        return not self._queue or self.model.config.memory_frames > 1
+
     def reset(self, task: str, instruction: str) -> None:
         self._instruction = instruction
         self._queue.clear()
@@ -101,8 +105,10 @@ class ChunkedEvalPolicy:
         return {c: np.stack([frames[i][c] for i in picks]) for c in config.camera_names}
 
     def select_action(self, obs: Any) -> np.ndarray:
-        size = self.model.config.tokenizer.image_size
-        self._history.append(resize_images(obs.images, size))
+        if not obs.images and not self._queue:
+            raise ValueError("the policy plans now but the observation has no camera images")
+        if obs.images:
+            self._history.append(resize_images(obs.images, self.model.config.tokenizer.image_size))
         if not self._queue:
             started = time.perf_counter()
             images = self._memory_images()
