@@ -124,6 +124,28 @@ def test_tokenizer_reconstruction_loss_falls_when_overfitting() -> None:
     assert losses[-1] < 0.85 * losses[0]
 
 
+def test_tokenizer_loss_weighs_errors_on_coloured_pixels_more() -> None:
+    from dataclasses import replace
+
+    from wav_ros.model.tokenizer import VisualTokenizer
+
+    grey = torch.zeros(1, 3, 64, 64)
+    scene = grey.clone()
+    scene[0, :, :4, :4] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]  # a small red block
+
+    def loss_of(color_weight: float, images: torch.Tensor) -> float:
+        torch.manual_seed(0)
+        tokenizer = VisualTokenizer(replace(CONFIG.tokenizer, color_weight=color_weight))
+        tokenizer.vae.decoder.conv_out.weight.data.zero_()  # decodes every image to its bias
+        tokenizer.vae.decoder.conv_out.bias.data.zero_()  # ... of 0: mid-grey everywhere
+        return tokenizer.loss(images, torch.Generator().manual_seed(0))[0].item()
+
+    # Reconstructing the scene as plain grey misses only the red block: unweighted, that is 16
+    # of 4,096 pixels; with colour weighting the block counts many times more.
+    assert loss_of(20.0, scene) > 10 * loss_of(0.0, scene)
+    assert loss_of(20.0, grey) == pytest.approx(loss_of(0.0, grey), abs=1e-6)
+
+
 def overfit(stage: str, batch: dict[str, object], steps: int, lr: float) -> list[float]:
     torch.manual_seed(1)
     policy = WAVPolicy(CONFIG).train()

@@ -4,7 +4,6 @@ and back, so imagined futures can be decoded to pixels for display."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from diffusers import AutoencoderKL
 from torch import Tensor, nn
 
@@ -53,11 +52,15 @@ class VisualTokenizer(nn.Module):
     def loss(
         self, pixels: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        """VAE training loss on (N, 3, H, W) images: L1 + MSE reconstruction + weighted KL."""
+        """VAE training loss on (N, 3, H, W) images: L1 + MSE reconstruction, each weighted per
+        pixel by 1 + color_weight · saturation, + weighted KL. Logs the unweighted errors."""
         posterior = self.vae.encode(pixels).latent_dist
         reconstruction = self.vae.decode(posterior.sample(generator)).sample
-        l1 = F.l1_loss(reconstruction, pixels)
-        mse = F.mse_loss(reconstruction, pixels)
+        error = reconstruction - pixels
+        saturation = (pixels.amax(dim=1, keepdim=True) - pixels.amin(dim=1, keepdim=True)) / 2
+        weight = 1 + self.config.color_weight * saturation
+        weighted = (weight * (error.abs() + error.square())).mean() / weight.mean()
         kl = posterior.kl().mean() / pixels[0].numel()
-        total = l1 + mse + self.config.kl_weight * kl
-        return total, {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+        total = weighted + self.config.kl_weight * kl
+        logs = {"l1": error.abs().mean().item(), "mse": error.square().mean().item()}
+        return total, {**logs, "kl": kl.item()}
