@@ -282,6 +282,18 @@ def test_rendering_only_where_the_policy_plans_changes_no_action():
     assert runs[1].rendered == [True, False] * 6  # a plan every 2 steps (chunk 4, execute 2)
 
 
+def test_reconstruction_grid_shows_the_views_then_each_checkpoint(dataset, tmp_path):
+    from wav_ros.training.reconstructions import reconstruction_grid
+
+    torch.manual_seed(0)
+    WAVPolicy(micro_config()).save_pretrained(tmp_path / "a")
+    grid = reconstruction_grid(dataset, [tmp_path / "a", tmp_path / "a"], frames=2, scale=1)
+    width = len(CAMERA_NAMES) * micro_config().tokenizer.image_size
+    assert grid.shape == (2 * 16, 3 * width, 3) and grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid[:, width : 2 * width], grid[:, 2 * width :])
+    assert not np.array_equal(grid[:, :width], grid[:, width : 2 * width])  # untrained: blurry
+
+
 def test_bad_configs_are_refused(dataset, tmp_path):
     with pytest.raises(ValueError, match="training order"):
         TrainConfig(dataset=dataset, out=tmp_path, stages=("action", "video"))
