@@ -51,6 +51,7 @@ def test_hold_still_scores_zero_and_reruns_resume(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [e["seed"] for e in saved["episodes"]] == [5, 6]
     assert "| transfer_cube | 2 | 0.0 %" in (tmp_path / "results.md").read_text()
+    assert [e["best_progress"] for e in saved["episodes"]] == [0.0, 0.0]  # never touched the cube
     again = short_transfer_cube(refuse_to_build, tmp_path, episodes=2)
     assert again.summaries["transfer_cube"].successes == 0
 
@@ -90,6 +91,10 @@ def test_expert_succeeds_with_a_video(tmp_path):
     )
     episode = results.episodes[0]
     assert episode.success and 150 < episode.length < 400
+    assert (
+        episode.best_progress == 1.0
+        and results.summaries["transfer_cube"].mean_best_progress == 1.0
+    )
     assert episode.video is not None and os.path.getsize(episode.video) > 0
 
 

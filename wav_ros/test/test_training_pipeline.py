@@ -345,6 +345,7 @@ def test_report_names_the_rows_below_the_episode_target():
             "ci95_high": 1.0,
             "successes": successes,
             "episodes": episodes,
+            "mean_best_progress": 0.375,
         }
 
     report = {
@@ -364,5 +365,6 @@ def test_report_names_the_rows_below_the_episode_target():
     text = render_markdown(report)
     assert "Not every row reached 50 episodes per task**: WAV (latent planning)" in text
     assert "| WAV (latent planning) | 15 % [0, 100] (3/20) |" in text
+    assert "| WAV (latent planning) | 0.38 |" in text  # how far the episodes got
     report["cached_only"] = []
     assert "Not every row" not in render_markdown(report)

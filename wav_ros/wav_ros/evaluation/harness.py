@@ -55,6 +55,8 @@ class EpisodeResult:
     final_progress: float
     wall_s: float
     video: str | None = None
+    best_progress: float | None = None
+    """Highest dense progress reached (how far a failed episode got; None in old caches)."""
 
 
 @dataclass
@@ -69,6 +71,8 @@ class TaskSummary:
     ci95_high: float
     mean_length: float
     mean_success_length: float | None
+    mean_best_progress: float | None = None
+    """Mean over the episodes that recorded it (None if none did)."""
 
 
 @dataclass
@@ -117,15 +121,17 @@ class EvalResults:
 
     def to_markdown(self) -> str:
         lines = [
-            "| task | episodes | success | 95 % CI | mean length | mean length (success) |",
-            "|---|---:|---:|---|---:|---:|",
+            "| task | episodes | success | 95 % CI | mean length | mean length (success) "
+            "| mean best progress |",
+            "|---|---:|---:|---|---:|---:|---:|",
         ]
         for s in self.summaries.values():
             success_len = "–" if s.mean_success_length is None else f"{s.mean_success_length:.0f}"
+            best = "–" if s.mean_best_progress is None else f"{s.mean_best_progress:.2f}"
             lines.append(
                 f"| {s.task} | {s.episodes} | {100 * s.success_rate:.1f} % | "
                 f"[{100 * s.ci95_low:.1f}, {100 * s.ci95_high:.1f}] | {s.mean_length:.0f} | "
-                f"{success_len} |"
+                f"{success_len} | {best} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -209,7 +215,7 @@ def run_episode(
     policy.reset(task, env.instruction)
     frames: list[np.ndarray] = []
     keep_every = max(1, round(50 / video_fps))
-    steps, success, progress = 0, False, 0.0
+    steps, success, progress, best = 0, False, 0.0, 0.0
     while True:
         if video_path is not None and steps % keep_every == 0:
             frames.append(np.concatenate(list(obs.images.values()), axis=1))
@@ -221,6 +227,7 @@ def run_episode(
         obs = result.observation
         success = success or bool(result.info["success"])
         progress = float(result.info.get("progress", float(success)))
+        best = max(best, progress)
         if result.terminated or result.truncated:
             break
     video = _write_video(video_path, frames, video_fps) if video_path is not None else None
@@ -233,6 +240,7 @@ def run_episode(
         final_progress=progress,
         wall_s=time.perf_counter() - start,
         video=video,
+        best_progress=best,
     )
 
 
@@ -267,6 +275,7 @@ def summarize(episodes: list[EpisodeResult], tasks: tuple[str, ...]) -> dict[str
         mine = [e for e in episodes if e.task == task]
         wins = [e for e in mine if e.success]
         low, high = wilson_interval(len(wins), len(mine))
+        bests = [e.best_progress for e in mine if e.best_progress is not None]
         summaries[task] = TaskSummary(
             task=task,
             episodes=len(mine),
@@ -276,6 +285,7 @@ def summarize(episodes: list[EpisodeResult], tasks: tuple[str, ...]) -> dict[str
             ci95_high=high,
             mean_length=float(np.mean([e.length for e in mine])) if mine else 0.0,
             mean_success_length=float(np.mean([e.length for e in wins])) if wins else None,
+            mean_best_progress=float(np.mean(bests)) if bests else None,
         )
     return summaries
 

@@ -116,6 +116,11 @@ def training_cost(summaries: dict[str, Path]) -> dict[str, Any]:
     return cost
 
 
+def _best_progress(summary: dict[str, Any]) -> str:
+    best = summary.get("mean_best_progress")
+    return "–" if best is None else f"{best:.2f}"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     episodes = report["episodes_per_task"]
     lines = [
@@ -155,6 +160,19 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{100 * s['success_rate']:.0f} % [{100 * s['ci95_low']:.0f}, "
                 f"{100 * s['ci95_high']:.0f}] ({s['successes']}/{s['episodes']})"
             )
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## How far the episodes got",
+        "",
+        "Mean best progress over each task's episodes (0 to 1: the task's dense stage reward; "
+        "for transfer_cube and insertion a quarter per stage, e.g. 0.25 touched, 0.5 lifted):",
+        "",
+        "| policy | " + " | ".join(tasks) + " |",
+        "|---|" + "---:|" * len(tasks),
+    ]
+    for policy, summaries in report["success"].items():
+        cells = [_best_progress(summaries[task]) for task in tasks]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     lines += [
         "",
