@@ -294,6 +294,23 @@ def test_reconstruction_grid_shows_the_views_then_each_checkpoint(dataset, tmp_p
     assert not np.array_equal(grid[:, :width], grid[:, width : 2 * width])  # untrained: blurry
 
 
+def test_imitation_errors_compare_each_policy_with_holding_still(dataset, tmp_path):
+    from wav_ros.baselines.direct_policy import DirectActionPolicy
+    from wav_ros.training.imitation_error import imitation_errors
+
+    torch.manual_seed(0)
+    WAVPolicy(micro_config()).save_pretrained(tmp_path / "wav")
+    DirectActionPolicy(micro_config()).save_pretrained(tmp_path / "direct")
+    errors = imitation_errors(dataset, [tmp_path / "wav", tmp_path / "direct"], windows=3)
+    wav, direct = str(tmp_path / "wav"), str(tmp_path / "direct")
+    assert list(errors) == ["hold still", f"{wav} (K=0)", f"{wav} (true value chunk)", direct]
+    store = WindowStore.from_dataset(dataset, micro_config(), DataConfig(frame_stride=8))
+    batch = store.batch(3, seed=0, step=0, images=True)
+    hold = (batch["actions"] - batch["state"][:, None]).abs().mean().item()
+    assert errors["hold still"] == pytest.approx(hold, rel=1e-5)
+    assert all(0 < error < 10 for error in errors.values())
+
+
 def test_bad_configs_are_refused(dataset, tmp_path):
     with pytest.raises(ValueError, match="training order"):
         TrainConfig(dataset=dataset, out=tmp_path, stages=("action", "video"))

@@ -482,11 +482,7 @@ class WAVPolicy(nn.Module):
             loss = F.mse_loss(prediction, target)
             return loss, {"loss": loss.item()}
         with torch.no_grad():
-            video_kv = self.value.project_video(video_features)
-            _, value_hidden = self.value(
-                values[:, None], torch.zeros(1, device=self.device), video_kv
-            )
-            value_features = torch.stack(value_hidden, dim=2)[:, 0]
+            value_features = self.clean_value_features(video_features, values)
         state = self.normalizer.normalize_state(_batch_item(batch, "state").to(self.device))
         actions = self.normalizer.normalize_action(_batch_item(batch, "actions").to(self.device))
         futures = self.normalizer.normalize_state(
@@ -508,6 +504,13 @@ class WAVPolicy(nn.Module):
                 prediction[..., : self.config.action_dim], target[..., : self.config.action_dim]
             ).item(),
         }
+
+    def clean_value_features(self, video_features: Tensor, values: Tensor) -> Tensor:
+        """Value hidden states (B, Lyr, L, Dq) of known, normalised value chunks (B, L, C_val):
+        what the action expert is trained on (at inference it reads sampled chunks instead)."""
+        video_kv = self.value.project_video(video_features)
+        _, hidden = self.value(values[:, None], torch.zeros(1, device=self.device), video_kv)
+        return torch.stack(hidden, dim=2)[:, 0]
 
     def _batch_latents(self, batch: Mapping[str, Any]) -> Tensor:
         frames = self.config.memory_frames + self.config.future_frames
