@@ -25,6 +25,8 @@ from wav_ros.robot_description import DEFAULT_JOINT_LIMITS, JOINT_NAMES
 #: Planner settings of the evaluations: the paper's algorithm with a CPU-sized search.
 EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
 NO_PLANNING = PlannerConfig(iterations=0)
+#: torch intra-op threads per evaluation worker (parallel workers share the cores).
+EVAL_THREADS = 1
 # float64 like the env's own limits: a float32 copy of 3.14158 lies above it.
 _LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES], dtype=np.float64)
 _UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES], dtype=np.float64)
@@ -136,7 +138,7 @@ def make_eval_policy(
     checkpoint: str,
     planning: bool = True,
     execute_steps: int | None = None,
-    threads: int | None = 1,
+    threads: int | None = EVAL_THREADS,
 ) -> ChunkedEvalPolicy:
     """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import platform
 import statistics
 import time
@@ -28,6 +29,7 @@ from wav_ros.evaluation import ScriptedExpertPolicy, evaluate
 from wav_ros.sim import TASKS, make_env
 from wav_ros.training.policies import (
     EVAL_PLANNER,
+    EVAL_THREADS,
     NO_PLANNING,
     ChunkedEvalPolicy,
     checkpoint_digest,
@@ -275,8 +277,8 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "why_fewer": args.why_fewer,
         "cached_only": [factories[key][0] for key in args.cached_only],
-        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, "
-        f"{args.workers} evaluation workers",
+        "machine": f"{platform.machine()} CPU ({os.cpu_count()} cores), {EVAL_THREADS} torch "
+        f"thread per evaluation worker, {args.workers} workers",
         "checkpoints": {"wav": str(args.checkpoint), "direct": str(args.direct)},
         "planner": asdict(EVAL_PLANNER),
         "success": success,
