@@ -57,7 +57,9 @@ def test_main_command_runs_an_episode_through_the_graph_with_the_shipped_model(t
         text=True,
         timeout=300,
     )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-6000:]
+    assert "Traceback" not in output, output[-6000:]  # every process stops cleanly
     report = json.loads(report_file.read_text())
     assert report["steps"] == 16 or report["success"], report
     assert report["plans"] >= 2 and len(report["planning_times"]) == report["plans"]

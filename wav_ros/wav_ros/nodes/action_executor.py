@@ -35,6 +35,7 @@ from wav_ros.execution.session import OutcomeStatus
 from wav_ros.nodes import conversions
 from wav_ros.nodes.graph import EXECUTOR_BACKENDS, load_joint_limits
 from wav_ros.nodes.qos import LATCHED, SENSOR_DATA
+from wav_ros.nodes.spin import run_nodes, spin_in_background
 from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 
 RESULT_CODES = {
@@ -88,7 +89,7 @@ class ActionExecutorNode(Node):
         )
         self._state_executor = SingleThreadedExecutor(context=self.context)
         self._state_executor.add_node(self._state_node)
-        threading.Thread(target=self._state_executor.spin, name="joint_states", daemon=True).start()
+        spin_in_background(self._state_executor, "joint_states")
         self.create_subscription(Bool, "/wav/estop", self._on_estop, LATCHED)
         self.create_subscription(Empty, "/wav/heartbeat", self._on_heartbeat, 10)
         self.create_service(Trigger, "/wav/estop/reset", self._on_estop_reset)
@@ -297,8 +298,6 @@ class ActionExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    from wav_ros.nodes.spin import run_nodes
-
     run_nodes([ActionExecutorNode], args=args, threads=4)
 
 

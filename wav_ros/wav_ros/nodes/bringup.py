@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import yaml
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from wav_ros.nodes import graph
+from wav_ros.nodes.spin import spin_in_background
 
 STOP_TIMEOUT_S = 10.0
 
@@ -147,8 +147,7 @@ def run_task(arguments: argparse.Namespace, nodes: NodeProcesses) -> int:
     runner = TaskRunner()
     executor = SingleThreadedExecutor()
     executor.add_node(runner)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = spin_in_background(executor, "task_runner")
     try:
         config = TaskRunnerConfig(
             instruction=arguments.instruction,

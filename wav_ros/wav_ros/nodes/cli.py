@@ -23,6 +23,7 @@ from std_srvs.srv import Trigger
 from wav_interfaces.msg import PlannerStatus, PlanOptions
 from wav_interfaces.srv import Plan
 from wav_ros.nodes.qos import LATCHED
+from wav_ros.nodes.spin import spin_in_background
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     node = Node("wav_cli")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = spin_in_background(executor, "wav_cli")
     try:
         return COMMANDS[arguments.command](node, executor, arguments)
     finally:

@@ -6,17 +6,31 @@ arguments, signals and shutdown the same way.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
 
 import rclpy
 from rclpy.executors import (
+    Executor,
     ExternalShutdownException,
     MultiThreadedExecutor,
     SingleThreadedExecutor,
 )
 from rclpy.node import Node
 
-from wav_ros.nodes.model_host import ModelNode
+
+def spin_in_background(executor: Executor, name: str) -> threading.Thread:
+    """Spin `executor` on a daemon thread until it is shut down; the context shutting down
+    (Ctrl-C, bringup's SIGINT) ends the thread the same quiet way instead of a traceback."""
+
+    def spin() -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            executor.spin()
+
+    thread = threading.Thread(target=spin, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def run_nodes(
@@ -31,6 +45,8 @@ def run_nodes(
     and while other nodes' services answer it; 1 spins everything on this thread. It may be a
     function of the created nodes, to choose from their parameters.
     """
+    from wav_ros.nodes.model_host import ModelNode  # torch only in processes that host a model
+
     rclpy.init(args=args)
     nodes: list[Node] = []
     try:
