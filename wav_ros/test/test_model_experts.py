@@ -146,6 +146,35 @@ def test_tokenizer_loss_weighs_errors_on_coloured_pixels_more() -> None:
     assert loss_of(20.0, grey) == pytest.approx(loss_of(0.0, grey), abs=1e-6)
 
 
+@pytest.mark.parametrize("conditioning", ["true_chunk", "sampled_chunk"])
+def test_action_stage_reads_the_value_chunk_it_is_configured_for(conditioning: str) -> None:
+    from dataclasses import replace
+
+    config = replace(CONFIG, action=replace(CONFIG.action, value_conditioning=conditioning))
+    torch.manual_seed(0)
+    policy = WAVPolicy(config)
+    with torch.no_grad():  # leave the zero-initialised gates, so the value features matter
+        for parameter in policy.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    batch = make_batch()
+    altered = dict(batch, values=batch["values"] + 5.0)
+    losses = [
+        policy.compute_loss(b, "action", torch.Generator().manual_seed(3))[0].item()
+        for b in (batch, altered)
+    ]
+    if conditioning == "true_chunk":
+        assert losses[0] != pytest.approx(losses[1])  # teacher-forced on the demonstration's
+    else:
+        assert losses[0] == pytest.approx(losses[1])  # drawn by the value expert instead
+
+
+def test_unknown_value_conditioning_is_refused() -> None:
+    from wav_ros.model import ActionExpertConfig
+
+    with pytest.raises(ValueError, match="value_conditioning"):
+        ActionExpertConfig(value_conditioning="oracle")
+
+
 def overfit(stage: str, batch: dict[str, object], steps: int, lr: float) -> list[float]:
     torch.manual_seed(1)
     policy = WAVPolicy(CONFIG).train()

@@ -159,6 +159,9 @@ class ValueExpertConfig:
         _positive_int("value.mlp_ratio", self.mlp_ratio)
 
 
+VALUE_CONDITIONING = ("true_chunk", "sampled_chunk")
+
+
 @dataclass
 class ActionExpertConfig:
     """Action expert: denoises (action ‖ future state) tokens after a clean current-state token."""
@@ -169,10 +172,19 @@ class ActionExpertConfig:
     """Attention heads."""
     mlp_ratio: int = 4
     """Hidden width of the feed-forward layers relative to hidden_size."""
+    value_conditioning: str = "true_chunk"
+    """Which value chunk the action stage trains on: "true_chunk" (the demonstration's
+    return-to-go, teacher-forced) or "sampled_chunk" (drawn by the value expert, as at
+    inference)."""
 
     def __post_init__(self) -> None:
         _heads_divide("action", self.hidden_size, self.num_heads)
         _positive_int("action.mlp_ratio", self.mlp_ratio)
+        _require(
+            self.value_conditioning in VALUE_CONDITIONING,
+            f"action.value_conditioning must be one of {VALUE_CONDITIONING}, "
+            f"got {self.value_conditioning!r}",
+        )
 
 
 _SUBCONFIGS: dict[str, type] = {

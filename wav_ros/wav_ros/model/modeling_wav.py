@@ -482,6 +482,8 @@ class WAVPolicy(nn.Module):
             loss = F.mse_loss(prediction, target)
             return loss, {"loss": loss.item()}
         with torch.no_grad():
+            if self.config.action.value_conditioning == "sampled_chunk":
+                values = self._sample_values(video_features, generator)
             value_features = self.clean_value_features(video_features, values)
         state = self.normalizer.normalize_state(_batch_item(batch, "state").to(self.device))
         actions = self.normalizer.normalize_action(_batch_item(batch, "actions").to(self.device))
@@ -504,6 +506,15 @@ class WAVPolicy(nn.Module):
                 prediction[..., : self.config.action_dim], target[..., : self.config.action_dim]
             ).item(),
         }
+
+    def _sample_values(self, video_features: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One value chunk (B, L, C_val) per sample, drawn by the value expert as score() does."""
+        video_kv = self.value.project_video(video_features)
+        shape = (video_features.shape[0], 1, *self.config.value_noise_shape)
+        noise = random_normal(shape, generator, self.device)
+        return euler_sample(
+            lambda x, t: self.value(x, t, video_kv)[0], noise, self.config.value_sampling_steps
+        )[:, 0]
 
     def clean_value_features(self, video_features: Tensor, values: Tensor) -> Tensor:
         """Value hidden states (B, Lyr, L, Dq) of known, normalised value chunks (B, L, C_val):
