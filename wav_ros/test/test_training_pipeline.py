@@ -322,6 +322,8 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         TrainConfig(dataset=dataset, out=tmp_path, stages=("video",), steps={"video": 0})
     with pytest.raises(ValueError, match="frame_stride"):
         DataConfig(frame_stride=0)
+    with pytest.raises(ValueError, match="value_conditioning"):
+        TrainConfig(dataset=dataset, out=tmp_path, value_conditioning="oracle")
     with pytest.raises(ValueError, match="cameras"):
         WindowStore.from_dataset(dataset, WAVConfig(camera_names=("cam_nowhere",)))
 
@@ -343,13 +345,34 @@ def test_cli_maps_onto_the_config(tmp_path):
             "4",
             "--torch-threads",
             "1",
+            "--value-conditioning",
+            "sampled_chunk",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
     assert config.steps == {"tokenizer": 5, "video": 5, "value": 5, "action": 7}
     assert config.data.frame_stride == 4 and config.torch_threads == 1
+    assert config.value_conditioning == "sampled_chunk"
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
-    assert single.stages == ("value",)
+    assert single.stages == ("value",) and single.value_conditioning is None
+
+
+def test_value_conditioning_override_is_trained_and_saved(dataset, model_json, tmp_path):
+    torch.manual_seed(0)
+    WAVPolicy(micro_config()).save_pretrained(tmp_path / "init")
+    config = train_config(
+        dataset,
+        tmp_path / "run",
+        model_json,
+        ("action",),
+        {"action": 1},
+        init=tmp_path / "init",
+        value_conditioning="sampled_chunk",
+    )
+    trained = Trainer(config).run()
+    assert trained.config.action.value_conditioning == "sampled_chunk"
+    final = WAVPolicy.from_pretrained(tmp_path / "run" / "stages" / "action" / "final")
+    assert final.config.action.value_conditioning == "sampled_chunk"
 
 
 def test_report_names_the_rows_below_the_episode_target():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wav_ros.model.configuration_wav import VALUE_CONDITIONING
 from wav_ros.training.data import DataConfig
 
 #: WAV's stages in training order: the VAE tokenizer first (its latents are then cached), then
@@ -67,6 +68,9 @@ class TrainConfig:
     torch_threads: int | None = None
     """torch intra-op threads per process (None: torch's default). On a CPU shared with other
     jobs 1 is far faster: threads that wait for each other's time slices stall every op."""
+    value_conditioning: str | None = None
+    """Sets the WAV model's action.value_conditioning ("true_chunk", "sampled_chunk") for this
+    run and the checkpoints it writes; None keeps the model's own."""
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
@@ -104,6 +108,11 @@ class TrainConfig:
             )
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"torch_threads must be >= 1 or None, got {self.torch_threads}")
+        if self.value_conditioning not in (None, *VALUE_CONDITIONING):
+            raise ValueError(
+                f"value_conditioning must be one of {VALUE_CONDITIONING} or None, "
+                f"got {self.value_conditioning!r}"
+            )
         if self.policy == "direct" and self.init is None:
             raise ValueError(
                 "the direct baseline needs --init: a WAV checkpoint whose "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wav_ros.model.configuration_wav import VALUE_CONDITIONING
 from wav_ros.training.config import WAV_STAGES, TrainConfig
 from wav_ros.training.data import DataConfig
 
@@ -83,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         default=None,
         help="torch threads per process (1 is fastest on a shared CPU)",
     )
+    parser.add_argument(
+        "--value-conditioning",
+        choices=VALUE_CONDITIONING,
+        default=None,
+        help="value chunk the action stage trains on (default: the model's own setting)",
+    )
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -116,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         mixed_precision=args.mixed_precision,
         progress=not args.no_progress,
         torch_threads=args.torch_threads,
+        value_conditioning=args.value_conditioning,
     )
 
 

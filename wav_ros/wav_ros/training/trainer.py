@@ -181,6 +181,8 @@ class Trainer:
     # ------------------------------------------------------------------ run
     def run(self) -> nn.Module:
         policy = self._initial_policy()
+        if self.config.value_conditioning is not None and self.config.policy == "wav":
+            policy.config.action.value_conditioning = self.config.value_conditioning
         for stage in self.config.stages:
             policy = self.train_stage(policy, stage)
         return policy
