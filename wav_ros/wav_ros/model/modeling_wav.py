@@ -239,14 +239,11 @@ class WAVPolicy(nn.Module):
                 f"{features.shape[0]}"
             )
         video_kv = self.value.project_video(features)
-        samples = euler_sample(
-            lambda x, t: self.value(x, t, video_kv)[0], noise, self.config.value_sampling_steps
-        )
+        samples = self._denoise_values(video_kv, noise)
         values = self.normalizer.unnormalize_value(samples)[..., -1]
         value_features = None
         if return_features:
-            _, hidden = self.value(samples, torch.zeros(1, device=self.device), video_kv)
-            value_features = ValueFeatures(torch.stack(hidden, dim=2))
+            value_features = ValueFeatures(self._value_hidden(video_kv, samples))
         snr = signal_to_noise(values, SNR_EPSILON)
         return ValueScores(values, snr, samples, value_features)
 
@@ -482,9 +479,12 @@ class WAVPolicy(nn.Module):
             loss = F.mse_loss(prediction, target)
             return loss, {"loss": loss.item()}
         with torch.no_grad():
+            video_kv = self.value.project_video(video_features)
+            chunks = values[:, None]
             if self.config.action.value_conditioning == "sampled_chunk":
-                values = self._sample_values(video_features, generator)
-            value_features = self.clean_value_features(video_features, values)
+                noise = random_normal(tuple(chunks.shape), generator, self.device)
+                chunks = self._denoise_values(video_kv, noise)
+            value_features = self._value_hidden(video_kv, chunks)[:, 0]
         state = self.normalizer.normalize_state(_batch_item(batch, "state").to(self.device))
         actions = self.normalizer.normalize_action(_batch_item(batch, "actions").to(self.device))
         futures = self.normalizer.normalize_state(
@@ -507,21 +507,22 @@ class WAVPolicy(nn.Module):
             ).item(),
         }
 
-    def _sample_values(self, video_features: Tensor, generator: torch.Generator | None) -> Tensor:
-        """One value chunk (B, L, C_val) per sample, drawn by the value expert as score() does."""
-        video_kv = self.value.project_video(video_features)
-        shape = (video_features.shape[0], 1, *self.config.value_noise_shape)
-        noise = random_normal(shape, generator, self.device)
-        return euler_sample(
-            lambda x, t: self.value(x, t, video_kv)[0], noise, self.config.value_sampling_steps
-        )[:, 0]
-
     def clean_value_features(self, video_features: Tensor, values: Tensor) -> Tensor:
         """Value hidden states (B, Lyr, L, Dq) of known, normalised value chunks (B, L, C_val):
-        what the action expert is trained on (at inference it reads sampled chunks instead)."""
+        what the action expert is trained on by default (inference reads sampled chunks)."""
         video_kv = self.value.project_video(video_features)
-        _, hidden = self.value(values[:, None], torch.zeros(1, device=self.device), video_kv)
-        return torch.stack(hidden, dim=2)[:, 0]
+        return self._value_hidden(video_kv, values[:, None])[:, 0]
+
+    def _denoise_values(self, video_kv: list[Tensor], noise: Tensor) -> Tensor:
+        """Value chunks (M, N, L, C_val) sampled from noises of that shape."""
+        return euler_sample(
+            lambda x, t: self.value(x, t, video_kv)[0], noise, self.config.value_sampling_steps
+        )
+
+    def _value_hidden(self, video_kv: list[Tensor], chunks: Tensor) -> Tensor:
+        """Per-block value hidden states (M, N, Lyr, L, Dq) of clean chunks (M, N, L, C_val)."""
+        _, hidden = self.value(chunks, torch.zeros(1, device=self.device), video_kv)
+        return torch.stack(hidden, dim=2)
 
     def _batch_latents(self, batch: Mapping[str, Any]) -> Tensor:
         frames = self.config.memory_frames + self.config.future_frames
