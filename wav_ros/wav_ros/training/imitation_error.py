@@ -12,7 +12,6 @@ value expert's sample: the gap between the two rows is what the value sampler co
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from wav_ros.model import WAVPolicy
 from wav_ros.model.flow_matching import random_normal
 from wav_ros.model.modeling_wav import ValueFeatures
 from wav_ros.training.data import DataConfig, WindowStore
-from wav_ros.training.policies import NO_PLANNING, load_policy
+from wav_ros.training.policies import NO_PLANNING, checkpoint_tool_parser, load_policy
 
 
 @torch.no_grad()
@@ -81,13 +80,8 @@ def _decode_with_true_values(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--checkpoint", type=Path, action="append", required=True)
+    parser = checkpoint_tool_parser(__doc__)
     parser.add_argument("--windows", type=int, default=48)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     errors = imitation_errors(args.dataset, args.checkpoint, args.windows, args.seed)

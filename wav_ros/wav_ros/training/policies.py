@@ -8,6 +8,7 @@ the same `resize_images` the ROS nodes use.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import time
@@ -43,6 +44,17 @@ def load_policy(directory: str | Path, planner_config: PlannerConfig | None = No
 
         return DirectActionPolicy.from_pretrained(directory)
     return WAVPolicy.from_pretrained(directory, planner_config=planner_config)
+
+
+def checkpoint_tool_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every checkpoint diagnostic takes: a dataset, checkpoints, a seed."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, action="append", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
 
 
 def checkpoint_digest(directory: str | Path) -> str:

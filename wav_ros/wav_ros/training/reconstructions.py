@@ -10,7 +10,6 @@ Each row is one frame: its camera views, then the views as each checkpoint recon
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 
 from wav_ros.model.tokenizer import VisualTokenizer
 from wav_ros.training.data import DataConfig, WindowStore
-from wav_ros.training.policies import load_policy
+from wav_ros.training.policies import checkpoint_tool_parser, load_policy
 
 
 @torch.no_grad()
@@ -46,13 +45,8 @@ def reconstruction_grid(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--checkpoint", type=Path, action="append", required=True)
+    parser = checkpoint_tool_parser(__doc__)
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reconstructions.png"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
