@@ -223,6 +223,31 @@ def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_js
     )
 
     direct_final = direct_config.out / "stages" / "action" / "final"
+    # --init with a direct checkpoint continues it (a WAV checkpoint would start it afresh)
+    continued_config = train_config(
+        dataset,
+        tmp_path / "direct_continued",
+        model_json,
+        ("action",),
+        {"action": 1},
+        policy="direct",
+        init=direct_final,
+        learning_rate=1e-9,
+    )
+    Trainer(continued_config).run()
+    continued = load_policy(continued_config.out / "stages" / "action" / "final")
+    torch.testing.assert_close(continued.queries, direct.queries, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="not a WAV checkpoint"):
+        Trainer(
+            train_config(
+                dataset,
+                tmp_path / "wrong",
+                model_json,
+                ("action",),
+                {"action": 1},
+                init=direct_final,
+            )
+        ).run()
     for index, (checkpoint, planning) in enumerate(
         ((final, True), (final, False), (direct_final, False))
     ):

@@ -116,5 +116,5 @@ class TrainConfig:
         if self.policy == "direct" and self.init is None:
             raise ValueError(
                 "the direct baseline needs --init: a WAV checkpoint whose "
-                "tokenizer (VAE) it reuses, frozen"
+                "tokenizer (VAE) it reuses, frozen, or a direct checkpoint to continue"
             )

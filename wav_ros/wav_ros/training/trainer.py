@@ -113,10 +113,19 @@ class Trainer:
         if config.policy == "direct":
             from wav_ros.baselines.direct_policy import DirectActionPolicy
 
+            initial = load_policy(config.init)
+            if isinstance(initial, DirectActionPolicy):
+                return initial  # continue a baseline
             torch.manual_seed(config.seed)
-            return DirectActionPolicy.from_wav(WAVPolicy.from_pretrained(config.init))
+            return DirectActionPolicy.from_wav(initial)
         if config.init is not None:
-            return load_policy(config.init)
+            initial = load_policy(config.init)
+            if not isinstance(initial, WAVPolicy):
+                raise ValueError(
+                    f"--init {config.init} holds a {type(initial).__name__}, not a WAV "
+                    "checkpoint (pass --policy direct to continue a direct baseline)"
+                )
+            return initial
         stages = ("tokenizer", "video", "value", "action")
         earlier = stages[: stages.index(config.stages[0])]
         for stage in reversed(earlier):
