@@ -24,7 +24,7 @@ from wav_ros.model import (
 from wav_ros.planning import PlannerConfig
 
 CONFIG = WAVConfig.tiny()
-SMALL_PLAN = PlannerConfig(iterations=2, num_video_samples=6, num_value_samples=3)
+SMALL_PLAN = PlannerConfig(iterations=2, num_video_samples=6, num_value_samples=3, warm_start=True)
 INSTRUCTION = "transfer the cube to the other arm"
 STATS = {
     "action": {"q01": [-1.5] * 14, "q99": [1.5] * 14},

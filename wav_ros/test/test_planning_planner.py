@@ -148,6 +148,20 @@ def test_warm_start_continues_from_the_previous_means_until_reset(warm_start: bo
     assert torch.equal(plan(), first)
 
 
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_stats_show_how_far_warm_started_means_drift_from_the_prior(warm_start: bool) -> None:
+    problem = SyntheticProblem()
+    planner = LatentTrajectoryPlanner(PlannerConfig(iterations=2, warm_start=warm_start))
+    drift = [
+        planner.plan(problem.imagine, problem.score, VIDEO_SHAPE, VALUE_SHAPE).stats[
+            "value_mean_abs"
+        ]
+        for _ in range(10)
+    ]
+    # A cold start refits from N(0, I) every call; a warm one keeps moving its means away.
+    assert (drift[-1] > 2 * drift[0]) is warm_start
+
+
 def test_sigma_shrinks_and_snr_of_elites_improves_over_iterations() -> None:
     problem = SyntheticProblem()
     outcome = LatentTrajectoryPlanner(PlannerConfig(iterations=5)).plan(

@@ -88,7 +88,10 @@ class CameraStreamPeer(Node):
         self.timer = self.create_timer(1.0 / self.args.rate, self.publish_frame)
 
     def stamp_ns(self, base_ns: int) -> int:
-        jitter = self.random.uniform(-self.args.jitter, self.args.jitter)
+        """A stamp jittered by ±jitter around `jitter` before the grid time: a sensor stamps at
+        capture, before it sends, so a stamp after the grid time (which the timer may hit
+        exactly) would read as a negative synchronisation lag."""
+        jitter = self.random.uniform(-self.args.jitter, self.args.jitter) - self.args.jitter
         return base_ns + round((self.args.stamp_offset + jitter) * NANOSECONDS)
 
     def publish_frame(self) -> None:
