@@ -433,3 +433,19 @@ def test_report_names_the_rows_below_the_episode_target():
     assert "| WAV (latent planning) | 0.38 |" in text  # how far the episodes got
     report["cached_only"] = []
     assert "Not every row" not in render_markdown(report)
+
+
+def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):
+    from wav_ros.training import report
+    from wav_ros.training.policies import planner_digest
+
+    wav = tmp_path / "wav"
+    WAVPolicy(micro_config()).save_pretrained(wav)
+    ids = {key: entry[2] for key, entry in report.policy_factories(wav, wav).items()}
+    assert len(set(ids.values())) == len(ids)  # no two policies share cached episodes
+    assert planner_digest(report.EVAL_PLANNER) in ids["wav"]
+    assert planner_digest(report.NO_PLANNING) in ids["wav_k0"]
+    # Another planner setting is another policy, even on the same checkpoint.
+    changed = report.EVAL_PLANNER.replace(warm_start=not report.EVAL_PLANNER.warm_start)
+    assert planner_digest(changed) != planner_digest(report.EVAL_PLANNER)
+    assert planner_digest(report.EVAL_PLANNER.replace()) == planner_digest(report.EVAL_PLANNER)

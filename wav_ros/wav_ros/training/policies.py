@@ -9,6 +9,7 @@ the same `resize_images` the ROS nodes use.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import time
@@ -63,6 +64,12 @@ def checkpoint_digest(directory: str | Path) -> str:
     for name in ("config.json", "model.safetensors"):
         digest.update((Path(directory) / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def planner_digest(config: PlannerConfig) -> str:
+    """A short SHA-256 of planner settings: with checkpoint_digest, which WAV policy ran."""
+    settings = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:8]
 
 
 class ChunkedEvalPolicy:

@@ -35,6 +35,7 @@ from wav_ros.training.policies import (
     checkpoint_digest,
     load_policy,
     make_eval_policy,
+    planner_digest,
 )
 
 PACKAGE_DIR = Path(wav_ros.__file__).resolve().parent
@@ -48,20 +49,21 @@ COMMAND = "PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes 50 --
 def policy_factories(wav: Path, direct: Path) -> dict[str, tuple[str, Any, str]]:
     """Key -> (label, picklable zero-argument factory for the harness, policy id).
 
-    The id (checkpoint digest) names the folder of the policy's cached episodes, so a
-    retrained checkpoint is evaluated afresh and the old episodes stay where they were.
+    The id (checkpoint and planner digests) names the folder of the policy's cached episodes,
+    so a retrained checkpoint or a changed planner is evaluated afresh and the old episodes stay
+    where they were.
     """
     wav_id, direct_id = checkpoint_digest(wav), checkpoint_digest(direct)
     return {
         "wav": (
             "WAV (latent planning)",
             functools.partial(make_eval_policy, str(wav), True),
-            f"wav-{wav_id}",
+            f"wav-{wav_id}-planner-{planner_digest(EVAL_PLANNER)}",
         ),
         "wav_k0": (
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
-            f"wav-{wav_id}",
+            f"wav-{wav_id}-planner-{planner_digest(NO_PLANNING)}",
         ),
         "direct": (
             "direct action baseline",
