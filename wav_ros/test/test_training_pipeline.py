@@ -449,3 +449,6 @@ def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):
     changed = report.EVAL_PLANNER.replace(warm_start=not report.EVAL_PLANNER.warm_start)
     assert planner_digest(changed) != planner_digest(report.EVAL_PLANNER)
     assert planner_digest(report.EVAL_PLANNER.replace()) == planner_digest(report.EVAL_PLANNER)
+    # A run of the direct baseline alone needs no WAV checkpoint.
+    only_direct = report.policy_factories(tmp_path / "not_trained_yet", wav, ["direct"])
+    assert list(only_direct) == ["direct"]

@@ -46,36 +46,42 @@ TRAINING = REPO_DIR / "reports" / "training"
 COMMAND = "PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes 50 --workers 2"
 
 
-def policy_factories(wav: Path, direct: Path) -> dict[str, tuple[str, Any, str]]:
-    """Key -> (label, picklable zero-argument factory for the harness, policy id).
+POLICY_KEYS = ("wav", "wav_k0", "direct", "expert")
+
+
+def policy_factories(
+    wav: Path, direct: Path, keys: tuple[str, ...] | list[str] = POLICY_KEYS
+) -> dict[str, tuple[str, Any, str]]:
+    """Key -> (label, picklable zero-argument factory for the harness, policy id), for the
+    policies in `keys` only (a direct-only run needs no WAV checkpoint).
 
     The id (checkpoint and planner digests) names the folder of the policy's cached episodes,
     so a retrained checkpoint or a changed planner is evaluated afresh and the old episodes stay
     where they were.
     """
-    wav_id, direct_id = checkpoint_digest(wav), checkpoint_digest(direct)
-    return {
-        "wav": (
+    entries = {
+        "wav": lambda: (
             "WAV (latent planning)",
             functools.partial(make_eval_policy, str(wav), True),
-            f"wav-{wav_id}-planner-{planner_digest(EVAL_PLANNER)}",
+            f"wav-{checkpoint_digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}",
         ),
-        "wav_k0": (
+        "wav_k0": lambda: (
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
-            f"wav-{wav_id}-planner-{planner_digest(NO_PLANNING)}",
+            f"wav-{checkpoint_digest(wav)}-planner-{planner_digest(NO_PLANNING)}",
         ),
-        "direct": (
+        "direct": lambda: (
             "direct action baseline",
             functools.partial(make_eval_policy, str(direct), False),
-            f"direct-{direct_id}",
+            f"direct-{checkpoint_digest(direct)}",
         ),
-        "expert": (
+        "expert": lambda: (
             "scripted expert",
             functools.partial(ScriptedExpertPolicy, seed=0),
             "scripted-expert-seed0",
         ),
     }
+    return {key: entries[key]() for key in keys}
 
 
 def planning_latency(wav: Path, direct: Path, repeats: int) -> dict[str, dict[str, float]]:
@@ -233,23 +239,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("wav", "wav_k0", "direct", "expert"),
+        choices=POLICY_KEYS,
         help="only run these evaluations (fills the episode cache; writes no report)",
     )
     parser.add_argument(
         "--cached-only",
         nargs="+",
         default=[],
-        choices=("wav", "wav_k0", "direct", "expert"),
+        choices=POLICY_KEYS,
         help="report these policies over the episodes already cached (consecutive seeds), "
         "running none: for a report due before a slow evaluation finishes; each cell shows "
         "its own episode count",
     )
     args = parser.parse_args(argv)
 
-    factories = policy_factories(args.checkpoint, args.direct)
+    factories = policy_factories(args.checkpoint, args.direct, args.only or POLICY_KEYS)
     success = {}
-    for key in args.only or list(factories):
+    for key in factories:
         label, factory, policy_id = factories[key]
         started = time.perf_counter()
         results = evaluate(
