@@ -205,37 +205,23 @@ def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_js
     latent_stats = loaded.normalizer.get_stats()["latent"]
     assert latent_stats["std"] != [1.0] * 4  # set from the data when the video stage began
 
-    direct_config = train_config(
-        dataset,
-        tmp_path / "direct",
-        model_json,
-        ("action",),
-        {"action": 3},
-        policy="direct",
-        init=final,
-    )
-    Trainer(direct_config).run()
-    direct = load_policy(direct_config.out / "stages" / "action" / "final")
+    def train_direct(name: str, init, steps: int, **changes):
+        config = train_config(
+            dataset, tmp_path / name, model_json, ("action",), {"action": steps},
+            policy="direct", init=init, **changes,
+        )  # fmt: skip
+        Trainer(config).run()
+        final_dir = config.out / "stages" / "action" / "final"
+        return load_policy(final_dir), final_dir
+
+    direct, direct_final = train_direct("direct", final, 3)
     assert type(direct).__name__ == "DirectActionPolicy"
     assert torch.equal(
         direct.tokenizer.state_dict()["vae.encoder.conv_in.weight"],
         loaded.tokenizer.state_dict()["vae.encoder.conv_in.weight"],
     )
-
-    direct_final = direct_config.out / "stages" / "action" / "final"
     # --init with a direct checkpoint continues it (a WAV checkpoint would start it afresh)
-    continued_config = train_config(
-        dataset,
-        tmp_path / "direct_continued",
-        model_json,
-        ("action",),
-        {"action": 1},
-        policy="direct",
-        init=direct_final,
-        learning_rate=1e-9,
-    )
-    Trainer(continued_config).run()
-    continued = load_policy(continued_config.out / "stages" / "action" / "final")
+    continued, _ = train_direct("direct_continued", direct_final, 1, learning_rate=1e-9)
     torch.testing.assert_close(continued.queries, direct.queries, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="not a WAV checkpoint"):
         Trainer(

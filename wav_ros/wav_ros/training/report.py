@@ -137,8 +137,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "# wav_ros evaluation report",
         "",
         f"Regenerate: `{report['command']}` (from the repository root; episodes are cached "
-        f"under `{report['eval_dir']}`, one folder per policy and checkpoint digest, and "
-        "resumed).",
+        f"under `{report['eval_dir']}`, one folder per policy, checkpoint and planner digest, "
+        "and resumed).",
         "",
         f"Closed-loop success on the ALOHA simulation, {episodes} seeded episodes per task "
         f"(seeds {report['seed']}..{report['seed'] + episodes - 1}), 95 % Wilson intervals. "
