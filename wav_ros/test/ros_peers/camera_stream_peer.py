@@ -88,8 +88,8 @@ class CameraStreamPeer(Node):
         self.timer = self.create_timer(1.0 / self.args.rate, self.publish_frame)
 
     def stamp_ns(self, base_ns: int) -> int:
-        """A stamp jittered by ±jitter around `jitter` before the grid time: a sensor stamps at
-        capture, before it sends, so a stamp after the grid time (which the timer may hit
+        """A stamp between 2·jitter before the grid time and the grid time: a sensor stamps at
+        capture, before it sends, and a stamp after the grid time (which the timer may hit
         exactly) would read as a negative synchronisation lag."""
         jitter = self.random.uniform(-self.args.jitter, self.args.jitter) - self.args.jitter
         return base_ns + round((self.args.stamp_offset + jitter) * NANOSECONDS)
