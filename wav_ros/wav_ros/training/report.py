@@ -59,21 +59,22 @@ def policy_factories(
     so a retrained checkpoint or a changed planner is evaluated afresh and the old episodes stay
     where they were.
     """
+    digest = functools.cache(checkpoint_digest)  # WAV's two rows read its weights once
     entries = {
         "wav": lambda: (
             "WAV (latent planning)",
             functools.partial(make_eval_policy, str(wav), True),
-            f"wav-{checkpoint_digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}",
+            f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}",
         ),
         "wav_k0": lambda: (
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
-            f"wav-{checkpoint_digest(wav)}-planner-{planner_digest(NO_PLANNING)}",
+            f"wav-{digest(wav)}-planner-{planner_digest(NO_PLANNING)}",
         ),
         "direct": lambda: (
             "direct action baseline",
             functools.partial(make_eval_policy, str(direct), False),
-            f"direct-{checkpoint_digest(direct)}",
+            f"direct-{digest(direct)}",
         ),
         "expert": lambda: (
             "scripted expert",
