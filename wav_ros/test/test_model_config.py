@@ -48,6 +48,8 @@ def test_json_round_trip(preset) -> None:
         (lambda: WAVConfig(future_frames=20, chunk_size=16), "future_frames"),
         (lambda: WAVConfig(video=VideoExpertConfig(patch_size=3)), "patch_size"),
         (lambda: WAVConfig(memory_frames=True), "memory_frames"),
+        (lambda: WAVConfig(action_noise_scale=1.5), "action_noise_scale"),
+        (lambda: WAVConfig(action_noise_scale=-0.1), "action_noise_scale"),
     ],
 )
 def test_invalid_configs_are_rejected_with_the_field_named(build, message: str) -> None:

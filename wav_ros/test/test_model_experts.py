@@ -168,6 +168,28 @@ def test_action_stage_reads_the_value_chunk_it_is_configured_for(conditioning: s
         assert losses[0] == pytest.approx(losses[1])  # drawn by the value expert instead
 
 
+@pytest.mark.parametrize("level", [1.0, 0.5])
+def test_value_stage_sees_the_true_future_only_below_pure_noise(level: float) -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    policy = WAVPolicy(replace(CONFIG, feature_noise_level=level))
+    with torch.no_grad():  # leave the zero-initialised gates, so the video features matter
+        for parameter in policy.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    batch = make_batch()
+    future = batch["images"].clone()
+    future[:, :, CONFIG.memory_frames :] = 255 - future[:, :, CONFIG.memory_frames :]
+    losses = [
+        policy.compute_loss(b, "value", torch.Generator().manual_seed(3))[0].item()
+        for b in (batch, dict(batch, images=future))
+    ]
+    if level == 1.0:
+        assert losses[0] == pytest.approx(losses[1])  # pure noise: the future is not seen
+    else:
+        assert losses[0] != pytest.approx(losses[1])
+
+
 def test_unknown_value_conditioning_is_refused() -> None:
     from wav_ros.model import ActionExpertConfig
 

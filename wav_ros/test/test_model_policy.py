@@ -7,6 +7,7 @@ depends on every weight (a freshly initialised adaLN-Zero model would echo its n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -119,6 +120,44 @@ def test_different_noises_imagine_different_features_and_values(policy: WAVPolic
     assert not torch.equal(features.hidden_states[0], features.hidden_states[1])
     scores = policy.score(context, features, torch.randn(2, 2, 16, 1))
     assert not torch.equal(scores.values[0, 0], scores.values[0, 1])
+
+
+def test_action_noise_scale_narrows_the_decoded_chunks(policy: WAVPolicy) -> None:
+    images, state = observation()
+    context = policy.encode_observation(images, state, INSTRUCTION)
+    features = policy.imagine(context, torch.randn(1, *CONFIG.video_noise_shape))
+    value = policy.score(context, features, torch.randn(1, 1, 16, 1)).features
+
+    def spread(scale: float) -> float:
+        narrowed = WAVPolicy(dataclasses.replace(CONFIG, action_noise_scale=scale), SMALL_PLAN)
+        narrowed.load_state_dict(policy.state_dict())
+        chunks = [
+            narrowed.decode_actions(context, features, value, torch.Generator().manual_seed(s))
+            for s in range(4)
+        ]
+        return float(np.stack(chunks).std(0).mean())
+
+    assert spread(0.0) == 0.0  # the same chunk whatever the generator
+    assert 0.0 < spread(0.5) < spread(1.0)
+
+
+def test_imagination_steps_shape_the_features_only_below_pure_noise(policy: WAVPolicy) -> None:
+    images, state = observation()
+    context = policy.encode_observation(images, state, INSTRUCTION)
+    noise = torch.randn(2, *CONFIG.video_noise_shape)
+
+    def features(level: float, steps: int) -> torch.Tensor:
+        config = dataclasses.replace(CONFIG, feature_noise_level=level, imagination_steps=steps)
+        imagining = WAVPolicy(config, SMALL_PLAN)
+        imagining.load_state_dict(policy.state_dict())
+        return imagining.imagine(context, noise).hidden_states
+
+    assert torch.equal(features(1.0, 1), features(1.0, 4))  # one pass at pure noise
+    assert torch.equal(features(1.0, 1), policy.imagine(context, noise).hidden_states)
+    imagined = features(0.5, 2)
+    assert imagined.shape == features(1.0, 1).shape
+    assert not torch.allclose(imagined, features(1.0, 1))
+    assert not torch.allclose(imagined, features(0.5, 4))
 
 
 def test_plan_returns_a_full_result(policy: WAVPolicy) -> None:

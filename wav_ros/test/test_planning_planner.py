@@ -77,6 +77,26 @@ def test_planner_raises_the_true_value_well_above_a_single_sample(method: str) -
     assert planned > fewer > single
 
 
+def test_best_final_choice_decodes_the_highest_scored_pair_and_beats_a_short_search() -> None:
+    short = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
+    best = short.replace(final_choice="best")
+    for seed in range(5):
+        outcome = LatentTrajectoryPlanner(best.replace(seed=seed)).plan(
+            SyntheticProblem().imagine, SyntheticProblem().score, VIDEO_SHAPE, VALUE_SHAPE
+        )
+        chosen = true_value(outcome.video_noise, outcome.value_noise)
+        assert chosen == pytest.approx(max(outcome.stats["snr_best"]), rel=1e-5)
+    seeds = range(40)
+    sampled, sampled_se = mean_true_value(short, seeds)
+    chosen, chosen_se = mean_true_value(best, seeds)
+    assert chosen - sampled > 3 * (sampled_se**2 + chosen_se**2) ** 0.5
+    # Without iterations nothing is scored: "best" falls back to one prior draw.
+    prior = LatentTrajectoryPlanner(best.replace(iterations=0, seed=1)).plan(
+        SyntheticProblem().imagine, SyntheticProblem().score, VIDEO_SHAPE, VALUE_SHAPE
+    )
+    assert prior.video_noise.shape == VIDEO_SHAPE and prior.stats["snr_best"] == []
+
+
 def test_planner_batches_candidates_and_calls_each_model_once_per_iteration() -> None:
     config = PlannerConfig(iterations=3, num_video_samples=7, num_value_samples=4)
     problem = SyntheticProblem()
@@ -192,7 +212,7 @@ def test_signal_to_noise_matches_its_definition() -> None:
         ({"sigma_decay": 0.0}, "sigma_decay"),
         ({"temperature": -1.0}, "temperature"),
         ({"method": "cem"}, "method"),
-        ({"final_choice": "best"}, "final_choice"),
+        ({"final_choice": "argmax"}, "final_choice"),
     ],
 )
 def test_config_rejects_bad_knobs(changes: dict, message: str) -> None:

@@ -335,6 +335,8 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         DataConfig(frame_stride=0)
     with pytest.raises(ValueError, match="value_conditioning"):
         TrainConfig(dataset=dataset, out=tmp_path, value_conditioning="oracle")
+    with pytest.raises(ValueError, match="feature_noise_level"):
+        TrainConfig(dataset=dataset, out=tmp_path, feature_noise_level=0.0)
     with pytest.raises(ValueError, match="cameras"):
         WindowStore.from_dataset(dataset, WAVConfig(camera_names=("cam_nowhere",)))
 
@@ -358,12 +360,14 @@ def test_cli_maps_onto_the_config(tmp_path):
             "1",
             "--value-conditioning",
             "sampled_chunk",
+            "--feature-noise-level",
+            "0.5",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
     assert config.steps == {"tokenizer": 5, "video": 5, "value": 5, "action": 7}
     assert config.data.frame_stride == 4 and config.torch_threads == 1
-    assert config.value_conditioning == "sampled_chunk"
+    assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
 
@@ -384,6 +388,29 @@ def test_value_conditioning_override_is_trained_and_saved(dataset, model_json, t
     assert trained.config.action.value_conditioning == "sampled_chunk"
     final = WAVPolicy.from_pretrained(tmp_path / "run" / "stages" / "action" / "final")
     assert final.config.action.value_conditioning == "sampled_chunk"
+
+
+def test_a_new_feature_noise_level_is_trained_from_the_value_stage(dataset, model_json, tmp_path):
+    torch.manual_seed(0)
+    WAVPolicy(micro_config()).save_pretrained(tmp_path / "init")
+
+    def run(stages: tuple[str, ...], out: str) -> WAVPolicy:
+        config = train_config(
+            dataset,
+            tmp_path / out,
+            model_json,
+            stages,
+            dict.fromkeys(stages, 1),
+            init=tmp_path / "init",
+            feature_noise_level=0.5,
+        )
+        return Trainer(config).run()
+
+    with pytest.raises(ValueError, match="no value stage"):
+        run(("action",), "action_only")
+    run(("value", "action"), "both")
+    final = WAVPolicy.from_pretrained(tmp_path / "both" / "stages" / "action" / "final")
+    assert final.config.feature_noise_level == 0.5
 
 
 def test_report_names_the_rows_below_the_episode_target():

@@ -226,8 +226,22 @@ class WAVConfig:
     """Euler steps of the value sampler (paper: 10)."""
     action_sampling_steps: int = 10
     """Euler steps of the action sampler (paper: 10)."""
+    action_noise_scale: float = 1.0
+    """Scale of the action sampler's starting noise. 1 draws from the learned distribution (the
+    paper); below 1 starts nearer its centre, trading diversity for steadier chunks, which a
+    small model trained on few demonstrations can need (0: the same chunk for the same
+    features every time)."""
     video_sampling_steps: int = 10
     """Euler steps when denoising imagined frames for display."""
+    feature_noise_level: float = 1.0
+    """Noise level (flow-matching sigma) of the future video tokens in the pass whose hidden
+    states the value and action experts read. 1 is the paper's one pass at pure noise; there the
+    ideal denoiser's output does not depend on the noise, so the planner's video noise cannot
+    change what the experts see. Below 1, `imagine` first integrates the world model down to
+    this level, and the features carry an imagined future that the video noise decides; the
+    value and action stages then train on true futures noised to the same level."""
+    imagination_steps: int = 3
+    """Euler steps `imagine` takes from pure noise down to feature_noise_level (none at 1)."""
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     """Visual tokenizer."""
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
@@ -256,9 +270,22 @@ class WAVConfig:
             _positive_int(name, getattr(self, name))
         for name in ("future_frames", "num_layers", "timestep_embed_dim"):
             _positive_int(name, getattr(self, name))
-        for name in ("value_sampling_steps", "action_sampling_steps", "video_sampling_steps"):
+        for name in (
+            "value_sampling_steps",
+            "action_sampling_steps",
+            "video_sampling_steps",
+            "imagination_steps",
+        ):
             _positive_int(name, getattr(self, name))
         _require(self.control_hz > 0, f"control_hz must be > 0, got {self.control_hz}")
+        _require(
+            0.0 < self.feature_noise_level <= 1.0,
+            f"feature_noise_level must be in (0, 1], got {self.feature_noise_level}",
+        )
+        _require(
+            0.0 <= self.action_noise_scale <= 1.0,
+            f"action_noise_scale must be in [0, 1], got {self.action_noise_scale}",
+        )
         _require(
             self.timestep_embed_dim % 2 == 0,
             f"timestep_embed_dim must be even, got {self.timestep_embed_dim}",

@@ -7,6 +7,7 @@ sampling integrates from sigma = 1 to 0 with Euler steps.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -36,6 +37,25 @@ def noisy_pair(
     expanded = sigma.view(batch, *([1] * (clean.dim() - 1)))
     noisy = (1 - expanded) * clean + expanded * noise
     return noisy, sigma * NUM_TRAIN_TIMESTEPS, noise - clean
+
+
+def noised_to(clean: Tensor, sigma: float, noise: Tensor) -> tuple[Tensor, Tensor]:
+    """clean noised to one level sigma with the given noise: (x_sigma, timesteps (1,))."""
+    timesteps = torch.full((1,), sigma * NUM_TRAIN_TIMESTEPS, device=clean.device)
+    return (1 - sigma) * clean + sigma * noise, timesteps
+
+
+def euler_partial(
+    velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor, to_sigma: float, num_steps: int
+) -> Tensor:
+    """Integrate velocity(x, timesteps (1,)) from pure noise down to sigma = to_sigma in
+    num_steps equal Euler steps: a sample that is still partly noise (see euler_sample)."""
+    sigmas = torch.linspace(1.0, to_sigma, num_steps + 1).tolist()
+    sample = noise
+    for sigma, next_sigma in itertools.pairwise(sigmas):
+        timesteps = torch.full((1,), sigma * NUM_TRAIN_TIMESTEPS, device=noise.device)
+        sample = sample + (next_sigma - sigma) * velocity(sample, timesteps)
+    return sample
 
 
 def euler_sample(

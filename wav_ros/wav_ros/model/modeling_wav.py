@@ -28,7 +28,13 @@ from torch import Tensor, nn
 
 from wav_ros.model.configuration_wav import WAVConfig
 from wav_ros.model.experts import ActionExpert, MemoryCache, ValueExpert, VideoExpert
-from wav_ros.model.flow_matching import euler_sample, noisy_pair, random_normal
+from wav_ros.model.flow_matching import (
+    euler_partial,
+    euler_sample,
+    noised_to,
+    noisy_pair,
+    random_normal,
+)
 from wav_ros.model.layers import NUM_TRAIN_TIMESTEPS
 from wav_ros.model.normalization import Normalizer
 from wav_ros.model.text_encoder import InstructionEncoder
@@ -210,11 +216,22 @@ class WAVPolicy(nn.Module):
 
     @torch.no_grad()
     def imagine(self, context: ObservationContext, video_noise: Tensor) -> VideoFeatures:
-        """One video pass at the noisiest timestep per noise (M, V, Ff, C, h, h)."""
+        """Latent trajectory features per video noise (M, V, Ff, C, h, h): the world model's
+        hidden states with the future at config.feature_noise_level, reached from the noise
+        in config.imagination_steps Euler steps (none at 1: one pass at pure noise)."""
         noise = self._checked_noise(video_noise, self.config.video_noise_shape, "video_noise", 1)
-        timesteps = torch.full((1,), float(NUM_TRAIN_TIMESTEPS), device=self.device)
         memory = context.require_memory()
-        _, hidden = self.video(noise, timesteps, memory)
+        level = self.config.feature_noise_level
+        future = noise
+        if level < 1.0:
+            future = euler_partial(
+                lambda x, t: self.video(x, t, memory)[0],
+                noise,
+                level,
+                self.config.imagination_steps,
+            )
+        timesteps = torch.full((1,), level * NUM_TRAIN_TIMESTEPS, device=self.device)
+        _, hidden = self.video(future, timesteps, memory)
         return VideoFeatures(VideoExpert.features(memory, hidden))
 
     @torch.no_grad()
@@ -269,7 +286,7 @@ class WAVPolicy(nn.Module):
         noise = random_normal((1, self.config.chunk_size, token_dim), generator, self.device)
         tokens = euler_sample(
             lambda x, t: self.action(x, context.state, t, contexts),
-            noise,
+            noise * self.config.action_noise_scale,
             self.config.action_sampling_steps,
         )
         actions = self.normalizer.unnormalize_action(tokens[0, :, : self.config.action_dim])
@@ -444,7 +461,8 @@ class WAVPolicy(nn.Module):
         - "future_states": (B, chunk_size, state_dim) joint positions after each action;
         - "values": (B, chunk_size, value_channels) raw targets (last: discounted return-to-go).
         Stages: "tokenizer" (VAE on all frames; needs images), "video" (flow matching on future
-        latents, clean memory), "value" (video features under no_grad at the noisiest timestep),
+        latents, clean memory), "value" (video features under no_grad, the true future noised
+        to config.feature_noise_level: pure noise by default),
         "action" (video and value features under no_grad; the value expert reads the true value
         chunk as a clean sample). Returns (scalar loss, logs).
         """
@@ -467,8 +485,10 @@ class WAVPolicy(nn.Module):
         with torch.no_grad():
             memory = self.video.encode_memory(memory_latents, text, text_mask)
             video_noise = random_normal(tuple(future_latents.shape), generator, self.device)
-            pure_noise = torch.full((1,), float(NUM_TRAIN_TIMESTEPS), device=self.device)
-            _, hidden = self.video(video_noise, pure_noise, memory)
+            future, timesteps = noised_to(
+                future_latents, self.config.feature_noise_level, video_noise
+            )
+            _, hidden = self.video(future, timesteps, memory)
             video_features = VideoExpert.features(memory, hidden)
             values = self.normalizer.normalize_value(_batch_item(batch, "values").to(self.device))
             self._check_batch_shape(values, self.config.value_noise_shape, "values")

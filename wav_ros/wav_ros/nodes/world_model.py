@@ -1,8 +1,9 @@
 """world_model: serves /wav/imagine, the video expert's latent trajectory features.
 
-For a batch of video noises and an observation + instruction it runs one video-expert pass
-per noise at the noisiest timestep and returns the per-layer hidden states (the latent
-trajectory features the value and action experts read). The observation encoding is cached
+For a batch of video noises and an observation + instruction it runs `WAVPolicy.imagine` per
+noise (one video-expert pass at the noisiest timestep, or a few Euler steps first when the
+checkpoint's feature_noise_level is below 1) and returns the per-layer hidden states (the
+latent trajectory features the value and action experts read). The observation encoding is cached
 per (stamp, instruction), so the K iterations of one plan encode it once. On request it also
 denoises the first candidate's future, decodes it to images and, with `visualize`, publishes
 it on /wav/imagined_rollout for RViz.

@@ -26,7 +26,7 @@ ImagineFn = Callable[[Tensor], Any]
 ScoreFn = Callable[[Any, Tensor], Tensor]
 
 METHODS = ("wav", "mppi")
-FINAL_CHOICES = ("sample", "mean")
+FINAL_CHOICES = ("sample", "mean", "best")
 
 
 @dataclass
@@ -55,8 +55,10 @@ class PlannerConfig:
     temperature: float = 0.5
     """Softmax temperature of the "mppi" method (in SNR units); lower is greedier."""
     final_choice: str = "sample"
-    """How the decoded noise is taken from the final distributions: "sample" draws one (the
-    paper), "mean" takes their means."""
+    """Which noises are decoded: "sample" draws one from the final distributions (the paper),
+    "mean" takes their means, "best" takes the highest-SNR (video, value) pair scored during
+    the search. With few iterations and alpha = 0.9 the distributions barely leave the prior,
+    so a draw from them is nearly a prior draw; "best" lets a short search decide."""
     warm_start: bool = False
     """Start each call's means from the previous call's final means (sigma restarts at 1), as
     TD-MPC2 does. Off by default, as in the paper (every call starts from N(0, I)): a noise
@@ -176,6 +178,7 @@ class LatentTrajectoryPlanner:
         value_std = torch.ones(value_shape, device=device)
         stats: dict[str, Any] = {"snr_best": [], "snr_value_elite_mean": [], "snr_mean": []}
         stats.update(video_sigma_mean=[], value_sigma_mean=[])
+        best_snr, best_video, best_value = -math.inf, None, None
 
         for _ in range(cfg.iterations):
             # 2a. M video noises -> one video pass each; N value noises each -> value sampler.
@@ -185,6 +188,11 @@ class LatentTrajectoryPlanner:
             values = self._checked_values(score(features, value_noise), num_videos, num_values)
             # 2b. Score every value sample by the SNR of its value curve.
             snr = signal_to_noise(values, cfg.snr_epsilon)  # (M, N)
+            if snr.max().item() > best_snr:
+                video_index, value_index = divmod(int(snr.argmax()), num_values)
+                best_snr = snr.max().item()
+                best_video = video_noise[video_index]
+                best_value = value_noise[video_index, value_index]
             # 2c. Refit: value noises by their own SNR, video noises by their best value SNR.
             value_fit, value_spread, value_elite_snr = self._refit(
                 value_noise.flatten(0, 1), snr.flatten(), cfg.value_elite_fraction
@@ -205,11 +213,13 @@ class LatentTrajectoryPlanner:
             stats["value_sigma_mean"].append(value_std.mean().item())
 
         # 3. One video noise from f_vid and one value noise from f_val, for the action decoder.
-        if cfg.final_choice == "sample":
+        if cfg.final_choice == "mean":
+            chosen_video, chosen_value = video_mean.clone(), value_mean.clone()
+        elif cfg.final_choice == "best" and best_video is not None:
+            chosen_video, chosen_value = best_video.clone(), best_value.clone()
+        else:  # "sample", or "best" without iterations: nothing was scored
             chosen_video = draw(video_mean, video_std)
             chosen_value = draw(value_mean, value_std)
-        else:
-            chosen_video, chosen_value = video_mean.clone(), value_mean.clone()
         stats["iterations"] = cfg.iterations
         # How far the search left the prior (0 for a cold start without iterations).
         stats["video_mean_abs"] = video_mean.abs().mean().item()

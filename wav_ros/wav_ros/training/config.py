@@ -71,6 +71,11 @@ class TrainConfig:
     value_conditioning: str | None = None
     """Sets the WAV model's action.value_conditioning ("true_chunk", "sampled_chunk") for this
     run and the checkpoints it writes; None keeps the model's own."""
+    feature_noise_level: float | None = None
+    """Sets the WAV model's feature_noise_level (the noise level of the video pass the value and
+    action experts read) for this run and its checkpoints; None keeps the model's own. A new
+    level needs the value stage in the run: the value expert was trained on the old one's
+    features."""
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
@@ -112,6 +117,10 @@ class TrainConfig:
             raise ValueError(
                 f"value_conditioning must be one of {VALUE_CONDITIONING} or None, "
                 f"got {self.value_conditioning!r}"
+            )
+        if self.feature_noise_level is not None and not 0 < self.feature_noise_level <= 1:
+            raise ValueError(
+                f"feature_noise_level must be in (0, 1] or None, got {self.feature_noise_level}"
             )
         if self.policy == "direct" and self.init is None:
             raise ValueError(

@@ -90,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         default=None,
         help="value chunk the action stage trains on (default: the model's own setting)",
     )
+    parser.add_argument(
+        "--feature-noise-level",
+        type=float,
+        default=None,
+        help="noise level of the video features the value and action experts read (1: the "
+        "paper's pure-noise pass; below 1: imagined futures); needs the value stage",
+    )
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -124,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         progress=not args.no_progress,
         torch_threads=args.torch_threads,
         value_conditioning=args.value_conditioning,
+        feature_noise_level=args.feature_noise_level,
     )
 
 

@@ -26,7 +26,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +34,9 @@ from torch import Tensor, nn
 from wav_ros.training.config import TrainConfig
 from wav_ros.training.data import WindowStore, _mix
 from wav_ros.training.policies import load_policy
+
+if TYPE_CHECKING:
+    from wav_ros.model import WAVPolicy
 
 TRAINER_STATE = "trainer_state.json"
 
@@ -190,11 +193,26 @@ class Trainer:
     # ------------------------------------------------------------------ run
     def run(self) -> nn.Module:
         policy = self._initial_policy()
-        if self.config.value_conditioning is not None and self.config.policy == "wav":
-            policy.config.action.value_conditioning = self.config.value_conditioning
+        if self.config.policy == "wav":
+            self._apply_model_overrides(policy)
         for stage in self.config.stages:
             policy = self.train_stage(policy, stage)
         return policy
+
+    def _apply_model_overrides(self, policy: WAVPolicy) -> None:
+        """Write the run's value_conditioning and feature_noise_level into the model config."""
+        config = self.config
+        if config.value_conditioning is not None:
+            policy.config.action.value_conditioning = config.value_conditioning
+        level = config.feature_noise_level
+        if level is not None and level != policy.config.feature_noise_level:
+            if "value" not in config.stages:
+                raise ValueError(
+                    f"feature_noise_level {level} differs from the model's "
+                    f"{policy.config.feature_noise_level}, but this run has no value stage: "
+                    f"its value expert would read features it was not trained on"
+                )
+            policy.config.feature_noise_level = level
 
     def train_stage(self, policy: nn.Module, stage: str) -> nn.Module:
         config, accelerator = self.config, self.accelerator
