@@ -122,6 +122,13 @@ def test_different_noises_imagine_different_features_and_values(policy: WAVPolic
     assert not torch.equal(scores.values[0, 0], scores.values[0, 1])
 
 
+def with_config(policy: WAVPolicy, **changes) -> WAVPolicy:
+    """The same weights under a config with inference settings changed."""
+    changed = WAVPolicy(dataclasses.replace(CONFIG, **changes), SMALL_PLAN)
+    changed.load_state_dict(policy.state_dict())
+    return changed
+
+
 def test_action_noise_scale_narrows_the_decoded_chunks(policy: WAVPolicy) -> None:
     images, state = observation()
     context = policy.encode_observation(images, state, INSTRUCTION)
@@ -129,8 +136,7 @@ def test_action_noise_scale_narrows_the_decoded_chunks(policy: WAVPolicy) -> Non
     value = policy.score(context, features, torch.randn(1, 1, 16, 1)).features
 
     def spread(scale: float) -> float:
-        narrowed = WAVPolicy(dataclasses.replace(CONFIG, action_noise_scale=scale), SMALL_PLAN)
-        narrowed.load_state_dict(policy.state_dict())
+        narrowed = with_config(policy, action_noise_scale=scale)
         chunks = [
             narrowed.decode_actions(context, features, value, torch.Generator().manual_seed(s))
             for s in range(4)
@@ -147,9 +153,7 @@ def test_imagination_steps_shape_the_features_only_below_pure_noise(policy: WAVP
     noise = torch.randn(2, *CONFIG.video_noise_shape)
 
     def features(level: float, steps: int) -> torch.Tensor:
-        config = dataclasses.replace(CONFIG, feature_noise_level=level, imagination_steps=steps)
-        imagining = WAVPolicy(config, SMALL_PLAN)
-        imagining.load_state_dict(policy.state_dict())
+        imagining = with_config(policy, feature_noise_level=level, imagination_steps=steps)
         return imagining.imagine(context, noise).hidden_states
 
     assert torch.equal(features(1.0, 1), features(1.0, 4))  # one pass at pure noise

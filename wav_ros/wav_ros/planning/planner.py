@@ -188,9 +188,10 @@ class LatentTrajectoryPlanner:
             values = self._checked_values(score(features, value_noise), num_videos, num_values)
             # 2b. Score every value sample by the SNR of its value curve.
             snr = signal_to_noise(values, cfg.snr_epsilon)  # (M, N)
-            if snr.max().item() > best_snr:
+            iteration_best = snr.max().item()
+            if iteration_best > best_snr:
                 video_index, value_index = divmod(int(snr.argmax()), num_values)
-                best_snr = snr.max().item()
+                best_snr = iteration_best
                 best_video = video_noise[video_index]
                 best_value = value_noise[video_index, value_index]
             # 2c. Refit: value noises by their own SNR, video noises by their best value SNR.
@@ -206,7 +207,7 @@ class LatentTrajectoryPlanner:
             video_std = a * video_std + (1 - a) * video_spread
             value_mean = a * value_mean + (1 - a) * value_fit
             value_std = a * value_std + (1 - a) * value_spread
-            stats["snr_best"].append(snr.max().item())
+            stats["snr_best"].append(iteration_best)
             stats["snr_mean"].append(snr.mean().item())
             stats["snr_value_elite_mean"].append(value_elite_snr)
             stats["video_sigma_mean"].append(video_std.mean().item())
