@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -369,25 +367,13 @@ class CameraSyncNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run camera_sync until Ctrl-C or SIGTERM (rclpy's signal handlers end the spin).
+    """Run camera_sync until Ctrl-C or SIGTERM, on one thread: every callback touches the
+    synchroniser, so more threads would only add lock contention and, on few cores, tail
+    latency. (rclpy's experimental EventsExecutor was tried: it neither delivered sets nor
+    stopped on SIGTERM here.)"""
+    from wav_ros.nodes.spin import run_nodes
 
-    A SingleThreadedExecutor: every callback touches the synchroniser, so more threads would
-    only add lock contention and, on few cores, tail latency. (rclpy's experimental
-    EventsExecutor was tried: it neither delivered sets nor stopped on SIGTERM here.)
-    """
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraSyncNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_nodes([CameraSyncNode], args=args, threads=1)
 
 
 if __name__ == "__main__":

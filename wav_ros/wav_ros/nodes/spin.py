@@ -65,6 +65,11 @@ def run_nodes(
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal shuts the context down while a callback may be taking a message; what that
+        # raises (e.g. "Unable to convert call argument") is the shutdown itself, not a fault.
+        if rclpy.ok():
+            raise
     finally:
         for node in nodes:
             node.destroy_node()
