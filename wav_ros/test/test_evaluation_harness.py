@@ -14,6 +14,7 @@ import pytest
 
 from wav_ros.evaluation import HoldStillPolicy, ScriptedExpertPolicy, evaluate, wilson_interval
 from wav_ros.evaluation.__main__ import main as cli_main
+from wav_ros.evaluation.__main__ import policy_factory, policy_keywords
 
 
 def test_wilson_interval_known_values():
@@ -143,6 +144,20 @@ def test_parallel_workers_and_the_cli(tmp_path, capsys):
         ]
     )
     assert "| bin_sequence | 1 | 0.0 %" in capsys.readouterr().out
+
+
+def test_policy_args_reach_a_module_factory_as_json_or_strings():
+    keywords = policy_keywords(["noise_std=0.25", "perturbation=mild", "seed=3"])
+    assert keywords == {"noise_std": 0.25, "perturbation": "mild", "seed": 3}
+    factory = policy_factory(
+        "wav_ros.evaluation.policies:ScriptedExpertPolicy", 0.0, "none", 0, keywords
+    )
+    policy = factory()
+    assert policy.noise_std == 0.25 and policy.perturbation == "mild"
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        policy_keywords(["noise_std"])
+    with pytest.raises(SystemExit, match="module:factory"):
+        policy_factory("expert", 0.0, "none", 0, {"noise_std": 0.25})
 
 
 def test_unknown_tasks_and_settings_are_rejected(tmp_path):

@@ -293,6 +293,27 @@ def test_rendering_only_where_the_policy_plans_changes_no_action():
     assert runs[1].rendered == [True, False] * 6  # a plan every 2 steps (chunk 4, execute 2)
 
 
+def test_hold_steps_end_each_chunk_at_its_last_target_before_the_next_plan():
+    from wav_ros.evaluation.harness import run_episode
+    from wav_ros.training.policies import NO_PLANNING, ChunkedEvalPolicy
+
+    torch.manual_seed(0)
+    model = WAVPolicy(micro_config(), NO_PLANNING)  # untrained: any actions will do
+    env = make_env("transfer_cube", image_size=(32, 32), max_steps=10)
+    try:
+        policy = RecordingPolicy(ChunkedEvalPolicy(model, NO_PLANNING, 2, hold_steps=3), False)
+        run_episode(env, policy, "transfer_cube", seed=7, video_path=None)
+    finally:
+        env.close()
+    assert policy.rendered == [True, False, False, False, False] * 2  # a plan every 2 + 3 steps
+    for start in (0, 5):
+        chunk = np.stack(policy.actions[start : start + 5])
+        assert not np.array_equal(chunk[0], chunk[1])
+        np.testing.assert_array_equal(chunk[2:], np.repeat(chunk[1:2], 3, axis=0))
+    with pytest.raises(ValueError, match="hold_steps"):
+        ChunkedEvalPolicy(model, NO_PLANNING, 2, hold_steps=-1)
+
+
 def test_reconstruction_grid_shows_the_views_then_each_checkpoint(dataset, tmp_path):
     from wav_ros.training.reconstructions import reconstruction_grid
 

@@ -1,7 +1,13 @@
 """CLI: python -m wav_ros.evaluation --policy expert --tasks transfer_cube insertion --episodes 100
 
 --policy is `expert`, `hold_still`, or `package.module:factory` (a picklable callable returning
-a Policy, e.g. the WAV inference API's). LIBERO: --tasks libero_spatial --trials 5.
+a Policy, e.g. the WAV inference API's), called with the --policy-arg NAME=VALUE keywords
+(VALUE read as JSON when it parses, else as a string). LIBERO: --tasks libero_spatial --trials 5.
+For example, WAV without planning holding 6 steps before each chunk:
+
+  python -m wav_ros.evaluation --policy wav_ros.training.policies:make_eval_policy \
+      --policy-arg checkpoint=wav_ros/wav_ros/checkpoints/wav_tiny --policy-arg planning=false \
+      --policy-arg hold_steps=6 --tasks transfer_cube --episodes 20 --seed 1000 --no-videos
 """
 
 from __future__ import annotations
@@ -9,13 +15,32 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import json
 from collections.abc import Callable
 
 from wav_ros.evaluation.harness import evaluate
 from wav_ros.evaluation.policies import HoldStillPolicy, Policy, ScriptedExpertPolicy
 
 
-def policy_factory(spec: str, noise: float, perturbation: str, seed: int) -> Callable[[], Policy]:
+def policy_keywords(pairs: list[str]) -> dict[str, object]:
+    """NAME=VALUE pairs → keywords; VALUE is JSON when it parses (6, false, 0.5), else a string."""
+    keywords: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--policy-arg must be NAME=VALUE, got {pair!r}")
+        try:
+            keywords[name] = json.loads(value)
+        except json.JSONDecodeError:
+            keywords[name] = value
+    return keywords
+
+
+def policy_factory(
+    spec: str, noise: float, perturbation: str, seed: int, keywords: dict[str, object]
+) -> Callable[[], Policy]:
+    if keywords and spec in ("expert", "hold_still"):
+        raise SystemExit("--policy-arg is for module:factory policies")
     if spec == "expert":
         return functools.partial(
             ScriptedExpertPolicy, noise_std=noise, perturbation=perturbation, seed=seed
@@ -25,7 +50,7 @@ def policy_factory(spec: str, noise: float, perturbation: str, seed: int) -> Cal
     module, sep, name = spec.partition(":")
     if not sep:
         raise SystemExit(f"--policy must be expert, hold_still or module:factory, got {spec!r}")
-    return getattr(importlib.import_module(module), name)
+    return functools.partial(getattr(importlib.import_module(module), name), **keywords)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--policy", default="expert")
+    parser.add_argument("--policy-arg", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--tasks", nargs="+", required=True)
     parser.add_argument("--episodes", type=int, default=50, help="episodes per task")
     parser.add_argument("--trials", type=int, default=None, help="alias of --episodes (LIBERO)")
@@ -46,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--perturbation", default="none", help="expert preset: none, mild, strong")
     args = parser.parse_args(argv)
     results = evaluate(
-        policy_factory(args.policy, args.noise, args.perturbation, args.seed),
+        policy_factory(
+            args.policy, args.noise, args.perturbation, args.seed, policy_keywords(args.policy_arg)
+        ),
         tasks=args.tasks,
         episodes=args.trials or args.episodes,
         seed=args.seed,
@@ -55,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         save_videos=not args.no_videos,
         image_size=tuple(args.image_size),
         max_steps=args.max_steps,
-        policy_id=f"{args.policy} noise={args.noise} perturbation={args.perturbation} "
-        f"seed={args.seed}",
+        policy_id=f"{args.policy} {' '.join(args.policy_arg)} noise={args.noise} "
+        f"perturbation={args.perturbation} seed={args.seed}",
     )
     print(results.to_markdown(), end="")
 

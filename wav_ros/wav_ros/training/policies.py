@@ -77,6 +77,8 @@ class ChunkedEvalPolicy:
 
     Targets outside the joint limits (a gripper at 1.003) are clipped to them, as any policy
     must before commanding the robot; `clipped_targets` counts how many entries were.
+    `hold_steps` > 0 ends each chunk with that many more steps at its last target: a robot
+    that holds still while it plans the next chunk (the task runner without plan-ahead).
     """
 
     def __init__(
@@ -85,14 +87,18 @@ class ChunkedEvalPolicy:
         planner_config: PlannerConfig | None = None,
         execute_steps: int = 8,
         seed: int = 0,
+        hold_steps: int = 0,
     ) -> None:
         chunk = model.config.chunk_size
         if not 1 <= execute_steps <= chunk:
             raise ValueError(f"execute_steps must be in 1..{chunk}, got {execute_steps}")
+        if hold_steps < 0:
+            raise ValueError(f"hold_steps must be >= 0, got {hold_steps}")
         self.model = model
         self.planner_config = planner_config
         self.execute_steps = execute_steps
         self.seed = seed
+        self.hold_steps = hold_steps
         self.clipped_targets = 0
         self.plan_seconds: list[float] = []
         config = model.config
@@ -150,6 +156,7 @@ class ChunkedEvalPolicy:
             clipped = np.clip(chunk, _LOWER, _UPPER)
             self.clipped_targets += int((clipped != chunk).sum())
             self._queue.extend(clipped[: self.execute_steps])
+            self._queue.extend([clipped[self.execute_steps - 1]] * self.hold_steps)
         return self._queue.popleft()
 
 
@@ -158,16 +165,20 @@ def make_eval_policy(
     planning: bool = True,
     execute_steps: int | None = None,
     threads: int | None = EVAL_THREADS,
+    hold_steps: int = 0,
 ) -> ChunkedEvalPolicy:
     """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
 
     planning=False runs WAV with K = 0 (one draw from the prior): the no-planning ablation.
     execute_steps: targets executed per chunk (None: half the chunk).
     threads limits torch's intra-op threads per worker (parallel workers share the cores).
+    hold_steps: steps held at the chunk's last target before the next plan (see the class).
     """
     if threads is not None:
         torch.set_num_threads(threads)
     planner = EVAL_PLANNER if planning else NO_PLANNING
     model = load_policy(checkpoint, planner)
     steps = execute_steps or max(1, model.config.chunk_size // 2)
-    return ChunkedEvalPolicy(model, planner if isinstance(model, WAVPolicy) else None, steps)
+    return ChunkedEvalPolicy(
+        model, planner if isinstance(model, WAVPolicy) else None, steps, hold_steps=hold_steps
+    )
