@@ -83,8 +83,13 @@ def main(argv: list[str] | None = None) -> None:
         save_videos=not args.no_videos,
         image_size=tuple(args.image_size),
         max_steps=args.max_steps,
-        policy_id=f"{args.policy} {' '.join(args.policy_arg)} noise={args.noise} "
-        f"perturbation={args.perturbation} seed={args.seed}",
+        policy_id=" ".join(
+            [
+                args.policy,
+                *args.policy_arg,
+                f"noise={args.noise} perturbation={args.perturbation} seed={args.seed}",
+            ]
+        ),
     )
     print(results.to_markdown(), end="")
 

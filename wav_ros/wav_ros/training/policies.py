@@ -78,7 +78,7 @@ class ChunkedEvalPolicy:
     Targets outside the joint limits (a gripper at 1.003) are clipped to them, as any policy
     must before commanding the robot; `clipped_targets` counts how many entries were.
     `hold_steps` > 0 ends each chunk with that many more steps at its last target: a robot
-    that holds still while it plans the next chunk (the task runner without plan-ahead).
+    that holds still while it plans the next chunk, as the node graph's task runner does.
     """
 
     def __init__(
