@@ -89,6 +89,7 @@ def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn
 
     from wav_interfaces.msg import PlanOptions
     from wav_interfaces.srv import Plan
+    from wav_ros.nodes.conversions import seconds_to_time
 
     node, plan = client
     spawn_peer(*planner_args(checkpoint, "local"))
@@ -104,6 +105,15 @@ def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn
     spawn_peer(str(PEERS / "observation_peer.py"))
     response = call(node, plan, "   ")
     assert not response.success and "empty instruction" in response.message
+
+    # A client that has just moved the arms asks for a frame taken after that (here: a minute
+    # from now, which no fresh observation can be).
+    later = seconds_to_time(node.get_clock().now().nanoseconds * 1e-9 + 60.0)
+    response = call(node, plan, "hand the cube over", observation_not_before=later)
+    while "stale" in response.message:  # until the fresh peer's observations arrive
+        response = call(node, plan, "hand the cube over", observation_not_before=later)
+    assert not response.success, response.message
+    assert "no observation since observation_not_before" in response.message
 
     response = call(node, plan, "hand the cube over", use_seed=True, seed=3)
     while "stale" in response.message:  # until the fresh peer's observations arrive

@@ -56,7 +56,9 @@ def test_truncate_keeps_the_first_steps_header_and_joints():
     assert chunk.header.frame_id == "world" and list(chunk.joint_names) == ["a"]
 
 
-@pytest.mark.parametrize("field", ["steps_per_plan", "max_steps", "goal_resend"])
+@pytest.mark.parametrize(
+    "field", ["steps_per_plan", "max_steps", "goal_resend", "observation_wait"]
+)
 def test_config_refuses_non_positive_budgets(field):
     from wav_ros.nodes.task_runner import TaskRunnerConfig
 
@@ -69,14 +71,24 @@ class StandInGraph:
     stand-in executor that succeeds at once, served over real ROS services and actions: the
     task runner's loop is what the tests below check. `slow_goals` goal requests are answered
     only after `answer_delay` s (as if lost in discovery); `events` records what the executor
-    saw, in order."""
+    saw, in order. Observations (stamps only) are published at 20 Hz, until the first chunk
+    ends when `camera_fails`; the planner refuses, like the real one, when none is as new as
+    the request's observation_not_before."""
 
-    def __init__(self, values: list, slow_goals: int = 0, answer_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        values: list,
+        slow_goals: int = 0,
+        answer_delay: float = 0.0,
+        camera_fails: bool = False,
+    ) -> None:
         from rclpy.action import ActionServer, GoalResponse
         from rclpy.callback_groups import ReentrantCallbackGroup
         from rclpy.node import Node
+        from std_msgs.msg import Header
 
         from wav_interfaces.action import ExecuteTrajectory
+        from wav_interfaces.msg import Observation
         from wav_interfaces.srv import Plan
 
         self.values = iter(values)
@@ -84,6 +96,22 @@ class StandInGraph:
         self.executed: list[int] = []
         self.node = Node("stand_in_graph")
         self.node.create_service(Plan, "/wav/plan", self._plan)
+        self.camera_fails = camera_fails
+        self.newest_observation = 0.0
+        self.chunk_ends: list[float] = []
+        """ROS time (s) at which each chunk's execution ended."""
+        self.plan_bounds: list[tuple[float, float]] = []
+        """(observation_not_before, newest observation published) of each plan request."""
+        publisher = self.node.create_publisher(Observation, "/wav/observation", 1)
+
+        def observe() -> None:
+            if self.camera_fails and self.chunk_ends:
+                return
+            stamp = self.node.get_clock().now()
+            self.newest_observation = stamp.nanoseconds * 1e-9
+            publisher.publish(Observation(header=Header(stamp=stamp.to_msg())))
+
+        self.node.create_timer(0.05, observe)
         self.events: list[str] = []
         self._goal_requests = 0
 
@@ -108,9 +136,14 @@ class StandInGraph:
     def _plan(self, request, response):
         from std_msgs.msg import Header
 
-        from wav_ros.nodes.conversions import actions_to_trajectory
+        from wav_ros.nodes.conversions import actions_to_trajectory, time_to_seconds
         from wav_ros.robot_description import JOINT_NAMES
 
+        not_before = time_to_seconds(request.options.observation_not_before)
+        self.plan_bounds.append((not_before, self.newest_observation))
+        if self.newest_observation < not_before:
+            response.message = "no observation since observation_not_before yet"
+            return response
         if (value := next(self.values)) == "hang":
             time.sleep(3.0)
             return response
@@ -126,6 +159,7 @@ class StandInGraph:
 
         self.executed.append(len(goal_handle.request.trajectory.points))
         self.events.append("executed")
+        self.chunk_ends.append(self.node.get_clock().now().nanoseconds * 1e-9)
         goal_handle.succeed()
         return ExecuteTrajectory.Result(error_code=ExecuteTrajectory.Result.SUCCEEDED)
 
@@ -187,3 +221,28 @@ def test_a_goal_not_answered_in_time_is_sent_again(ros_context):
         "goal 2 accepted",
         "executed",
     ]
+
+
+def test_each_plan_after_a_chunk_starts_from_an_observation_taken_after_the_chunk(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    graph = StandInGraph([0.9, 0.9, 0.9])
+    report = graph.run(TaskRunnerConfig(instruction="x", steps_per_plan=8, max_steps=24))
+    assert report.steps == 24 and report.refused_plans == 0
+    assert len(graph.plan_bounds) == len(graph.chunk_ends) == 3
+    assert graph.plan_bounds[0][0] == 0.0  # nothing moved yet: any fresh observation will do
+    later_plans = graph.plan_bounds[1:]
+    for chunk_end, (not_before, newest) in zip(graph.chunk_ends[:-1], later_plans, strict=True):
+        assert not_before >= chunk_end  # asked for a frame taken after the arms stopped...
+        assert newest >= not_before  # ...and waited until one was there
+
+
+def test_a_camera_that_stops_mid_run_ends_it_with_the_planner_reason(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    graph = StandInGraph([0.9, 0.9], camera_fails=True)
+    started = time.monotonic()
+    report = graph.run(TaskRunnerConfig(instruction="x", max_steps=24, observation_wait=0.2))
+    assert report.steps == 8 and report.plans == 1 and report.refused_plans == 4
+    assert report.stop_reason == "plan refused: no observation since observation_not_before yet"
+    assert time.monotonic() - started >= 4 * 0.2  # each re-plan waited for a frame first

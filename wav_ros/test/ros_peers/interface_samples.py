@@ -89,6 +89,7 @@ def plan_options() -> PlanOptions:
         seed=7,
         return_rollout=True,
         reset_warm_start=True,
+        observation_not_before=Time(sec=1_700_000_001, nanosec=5),
     )
 
 

@@ -8,8 +8,9 @@ bimanual JointTrajectory, published on /wav/planned_trajectory too, with the can
 value curves as a MarkerArray and a latched status.
 
 Refusals, each with its reason in the response: no model, inactive node, empty instruction,
-no observation yet, a stale or malformed observation, a plan already in progress (calls are
-never interleaved), and any failure of the model or of the remote services.
+no observation yet, a stale or malformed observation, none taken since the request's
+`observation_not_before`, a plan already in progress (calls are never interleaved), and any
+failure of the model or of the remote services.
 """
 
 from __future__ import annotations
@@ -352,7 +353,9 @@ class LatentPlannerNode(ModelNode):
         instruction = request.instruction.strip()
         if not instruction:
             raise PlanRefusedError("empty instruction: say what the arms should do")
-        observation = self._fresh_observation()
+        observation = self._fresh_observation(
+            conversions.time_to_seconds(request.options.observation_not_before)
+        )
         config = self.policy.config
         try:
             images, state = conversions.observation_to_arrays(
@@ -414,20 +417,26 @@ class LatentPlannerNode(ModelNode):
             experts.last_values,
         )
 
-    def _fresh_observation(self) -> Observation:
+    def _fresh_observation(self, not_before: float) -> Observation:
+        """The latest observation, refused when older than `max_observation_age` or stamped
+        before `not_before` (s; the client's PlanOptions.observation_not_before)."""
         with self._observation_lock:
             observation = self._observation
         topic = self.get_parameter("observation_topic").value
         if observation is None:
             raise PlanRefusedError(f"no observation received on {topic} yet")
-        age = self.get_clock().now().nanoseconds * 1e-9 - conversions.time_to_seconds(
-            observation.header.stamp
-        )
+        stamp = conversions.time_to_seconds(observation.header.stamp)
+        age = self.get_clock().now().nanoseconds * 1e-9 - stamp
         max_age = self.get_parameter("max_observation_age").value
         if age > max_age:
             raise PlanRefusedError(
                 f"stale observation: the latest on {topic} is {age:.3f} s old "
                 f"(max_observation_age {max_age} s); is the camera or camera_sync running?"
+            )
+        if stamp < not_before:
+            raise PlanRefusedError(
+                f"no observation since observation_not_before yet: the latest on {topic} is "
+                f"{not_before - stamp:.3f} s older"
             )
         return observation
 
