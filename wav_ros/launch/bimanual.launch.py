@@ -10,6 +10,7 @@ from __future__ import annotations
 ARGUMENTS = {
     "sim": ("true", "run the MuJoCo bimanual simulation instead of a real robot"),
     "task": ("", "simulated task, e.g. transfer_cube, bin_sequence ('' = sim_bridge.yaml)"),
+    "seed": ("", "seed of the simulated episode ('' = sim_bridge.yaml)"),
     "checkpoint": ("", "WAV checkpoint folder ('' = the tiny one shipped in the package)"),
     "config": ("", "folder of <node>.yaml parameter files ('' = the package's config/)"),
     "rviz": ("false", "start RViz with rviz/wav.rviz"),
@@ -34,6 +35,7 @@ def plan_from_arguments(values: dict[str, str]):
         executor_backend=values["executor_backend"],
         camera_topics=topics or None,
         task=values["task"],
+        seed=int(values["seed"]) if values["seed"] else None,
         config_dir=Path(values["config"]) if values["config"] else None,
     )
 

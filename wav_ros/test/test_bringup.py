@@ -18,7 +18,16 @@ def test_node_command_passes_the_parameter_file_then_the_overrides(tmp_path):
     from wav_ros.nodes import bringup
 
     arguments = bringup.build_parser().parse_args(
-        ["--task", "bin_sequence", "--planner-mode", "distributed", "--checkpoint", "/ckpt"]
+        [
+            "--task",
+            "bin_sequence",
+            "--seed",
+            "7",
+            "--planner-mode",
+            "distributed",
+            "--checkpoint",
+            "/ckpt",
+        ]
     )
     commands = {
         planned.spec.name: (planned, bringup.node_command(planned, tmp_path))
@@ -29,7 +38,7 @@ def test_node_command_passes_the_parameter_file_then_the_overrides(tmp_path):
     files = [command[i + 1] for i, word in enumerate(command) if word == "--params-file"]
     assert files[0] == str(planned.parameter_file)  # the node's YAML first, overrides win
     assert yaml.safe_load(Path(files[1]).read_text()) == {
-        "sim_bridge": {"ros__parameters": {"task": "bin_sequence"}}
+        "sim_bridge": {"ros__parameters": {"task": "bin_sequence", "seed": 7}}
     }
     _, planner_command = commands["latent_planner"]
     overrides = yaml.safe_load(Path(planner_command[-1]).read_text())

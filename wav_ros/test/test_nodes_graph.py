@@ -25,7 +25,7 @@ CASES = [
     ["--planner-mode", "distributed"],
     ["--no-sim", "--executor-backend", "joint_trajectory", "--checkpoint", "/ckpt"],
     ["--camera-topics", "/a/image", "/b/image", "/c/image"],
-    ["--task", "bin_sequence"],
+    ["--task", "bin_sequence", "--seed", "7"],
 ]
 
 
@@ -43,6 +43,7 @@ def test_launch_file_and_bringup_plan_the_same_graph(argv):
         executor_backend=arguments.executor_backend,
         camera_topics=",".join(arguments.camera_topics or []),
         task=arguments.task,
+        seed="" if arguments.seed is None else str(arguments.seed),
     )
     from_launch = load_launch_module().plan_from_arguments(launch_values)
     from_bringup = bringup.plan_for(arguments)

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bringup", description=__doc__.splitlines()[0])
     parser.add_argument("--sim", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--task", default="", help="simulated task ('' = config/sim_bridge.yaml)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the simulated episode (default: YAML)"
+    )
     parser.add_argument("--planner-mode", choices=graph.PLANNER_MODES, default="local")
     parser.add_argument("--checkpoint", default="", help="checkpoint dir ('' = shipped tiny)")
     parser.add_argument("--executor-backend", choices=graph.EXECUTOR_BACKENDS, default="sim")
@@ -61,6 +64,7 @@ def plan_for(arguments: argparse.Namespace) -> list[graph.PlannedNode]:
         executor_backend=arguments.executor_backend,
         camera_topics=arguments.camera_topics,
         task=arguments.task,
+        seed=arguments.seed,
         config_dir=arguments.config_dir,
     )
 

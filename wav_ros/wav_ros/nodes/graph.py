@@ -96,10 +96,11 @@ def parameter_overrides(
     executor_backend: str = "",
     camera_topics: list[str] | None = None,
     task: str = "",
+    seed: int | None = None,
 ) -> dict[str, object]:
     """Launch arguments that become node parameters, on top of the node's YAML file.
 
-    Empty arguments leave the YAML value alone.
+    Empty arguments (and a None seed) leave the YAML value alone.
     """
     overrides: dict[str, object] = {}
     if checkpoint and spec in (WORLD_MODEL, VALUE, LATENT_PLANNER):
@@ -116,6 +117,8 @@ def parameter_overrides(
         overrides["camera_topics"] = list(camera_topics)
     if task and spec is SIM_BRIDGE:
         overrides["task"] = task
+    if seed is not None and spec is SIM_BRIDGE:
+        overrides["seed"] = seed
     return overrides
 
 
@@ -136,6 +139,7 @@ def launch_plan(
     executor_backend: str = "",
     camera_topics: list[str] | None = None,
     task: str = "",
+    seed: int | None = None,
     config_dir: Path | None = None,
 ) -> list[PlannedNode]:
     """What to start: used by launch/bimanual.launch.py and by bringup."""
@@ -150,6 +154,7 @@ def launch_plan(
                 executor_backend=executor_backend,
                 camera_topics=camera_topics,
                 task=task,
+                seed=seed,
             ),
         )
         for spec in graph_nodes(sim=sim, planner_mode=planner_mode)
