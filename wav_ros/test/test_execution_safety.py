@@ -115,6 +115,30 @@ def test_velocity_between_waypoints_above_limit_is_refused():
     assert "between waypoints 9 and 10" in refusals[0].message
 
 
+def test_a_chunk_too_fast_for_the_limits_is_slowed_on_its_path_and_then_passes_the_gate():
+    from wav_ros.execution import time_within_velocity_limits
+
+    slow = chunk(steps=12, speed=2.0).positions
+    np.testing.assert_allclose(
+        time_within_velocity_limits(slow, 0.02, LIMITS), 0.02 * np.arange(1, 13)
+    )
+    fast = chunk(steps=12, speed=6.0).positions.copy()  # twice the arms' 3 rad/s limit
+    grippers = [JOINT_NAMES.index("left_gripper"), JOINT_NAMES.index("right_gripper")]
+    fast[:, grippers] = 0.2
+    fast[6:, grippers[0]] = 0.7  # a gripper opening by 0.5 in one step (limit 5/s)
+    times = time_within_velocity_limits(fast, 0.02, LIMITS)
+    assert times[0] == pytest.approx(0.02)
+    segments = np.diff(times)
+    np.testing.assert_allclose(np.delete(segments, 5), 0.04)  # arm segments: twice as long
+    assert segments[5] == pytest.approx(0.5 / 5.0)  # the gripper's jump: 0.1 s
+    original = JointTrajectoryData(JOINT_NAMES, 0.02 * np.arange(1, 13), fast, stamp=0.0)
+    assert codes(original, current=fast[0]) == {RefusalCode.VELOCITY_LIMIT}
+    slowed = JointTrajectoryData(JOINT_NAMES, times, fast, stamp=0.0)
+    assert codes(slowed, current=fast[0]) == set()
+    with pytest.raises(ValueError, match="shape"):
+        time_within_velocity_limits(fast[:, :13], 0.02, LIMITS)
+
+
 def test_stale_and_future_plans_are_refused():
     assert codes(chunk(stamp=0.0), now=LIMITS.max_plan_age + 0.01) >= {RefusalCode.STALE}
     assert codes(chunk(stamp=1.0), now=1.0 - LIMITS.max_future_stamp - 0.01) == {

@@ -70,6 +70,15 @@ def test_actions_become_a_time_stamped_trajectory_and_back():
         actions_to_trajectory(np.full((2, 14), np.nan), JOINT_NAMES, header=Header(), dt=0.02)
     with pytest.raises(ValueError, match="shape"):
         actions_to_trajectory(np.zeros((2, 13)), JOINT_NAMES, header=Header(), dt=0.02)
+    slowed = actions_to_trajectory(
+        actions, JOINT_NAMES, header=Header(), dt=0.02, times_from_start=0.03 * np.arange(1, 17)
+    )
+    np.testing.assert_allclose(trajectory_to_arrays(slowed)[0], 0.03 * np.arange(1, 17))
+    for times in (0.03 * np.arange(16), np.ones(16), 0.03 * np.arange(1, 16)):
+        with pytest.raises(ValueError, match="increasing times"):
+            actions_to_trajectory(
+                actions, JOINT_NAMES, header=Header(), dt=0.02, times_from_start=times
+            )
     trajectory.points[1].positions = [0.0] * 13
     with pytest.raises(ValueError, match="one position per joint"):
         trajectory_to_arrays(trajectory)

@@ -210,3 +210,35 @@ def test_decoded_actions_are_projected_onto_limits_or_refused_when_far_out():
     actions[2, elbow] = limits.upper[elbow] + 0.3  # far past: the model is wrong, refuse
     with pytest.raises(PlanRefusedError, match="right_elbow"):
         project_onto_limits(actions, limits, max_projection=0.1)
+
+
+def test_the_planner_times_its_chunk_within_the_velocity_limits(
+    checkpoint, client, spawn_peer, tmp_path
+):
+    import yaml
+
+    from wav_ros.execution import JointTrajectoryData, SafetyLimits, validate_trajectory
+    from wav_ros.nodes.conversions import trajectory_to_arrays
+    from wav_ros.nodes.graph import default_config_dir
+
+    # Limits 50 times slower than the robot's: any decoded chunk moves too fast for them.
+    document = yaml.safe_load((default_config_dir() / "joint_limits.yaml").read_text())
+    for joint in document["joints"].values():
+        joint["velocity"] = joint["velocity"] / 50
+    slow_file = tmp_path / "slow_limits.yaml"
+    slow_file.write_text(yaml.safe_dump(document))
+    node, plan = client
+    spawn_peer(*planner_args(checkpoint, "local"), "-p", f"limits_file:={slow_file}")
+    spawn_peer(str(PEERS / "observation_peer.py"))
+    response = call_once_observed(node, plan, "hand the cube over", use_seed=True, seed=3)
+    while "stale" in response.message:  # until the peer's observations arrive
+        response = call(node, plan, "hand the cube over", use_seed=True, seed=3)
+    assert response.success, response.message
+    times, positions = trajectory_to_arrays(response.trajectory)
+    slowdown = dict(zip(response.stat_names, response.stat_values, strict=True))
+    assert times[-1] > 16 * 0.02 and slowdown["velocity_limit_slowdown"] > 0
+    assert times[-1] - 16 * 0.02 == pytest.approx(slowdown["velocity_limit_slowdown"], rel=1e-4)
+    chunk = JointTrajectoryData(response.trajectory.joint_names, times, positions, stamp=0.0)
+    assert validate_trajectory(chunk, None, 0.0, SafetyLimits.from_yaml(slow_file)) == []
+    uniform = JointTrajectoryData(chunk.joint_names, 0.02 * np.arange(1, 17), positions, 0.0)
+    assert validate_trajectory(uniform, None, 0.0, SafetyLimits.from_yaml(slow_file)) != []

@@ -163,3 +163,26 @@ class SafetyLimits:
         with Path(path).open(encoding="utf-8") as stream:
             data = yaml.safe_load(stream) or {}
         return cls.from_dict(data)
+
+
+def time_within_velocity_limits(
+    positions: np.ndarray, dt: float, limits: SafetyLimits
+) -> np.ndarray:
+    """Times from start (T,) for waypoints (T, J) meant to be reached one every `dt` seconds.
+
+    Where a joint would move faster than its velocity limit between two waypoints, that
+    segment is given the time the limit needs: the path is kept and only its fast stretches
+    slow down, as a time parameterization does. The first waypoint stays at `dt`. Models that
+    imitate demonstrations outrunning the limits (the scripted expert turns the wrists at up
+    to 7 rad/s) would otherwise have whole plans refused by the executor's gate.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[1] != len(limits.joint_names):
+        raise ValueError(
+            f"positions must have shape (T, {len(limits.joint_names)}), got {positions.shape}"
+        )
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be finite and > 0, got {dt}")
+    needed = np.abs(np.diff(positions, axis=0)) / limits.velocity
+    segments = np.maximum(dt, needed.max(axis=1, initial=0.0))
+    return dt + np.concatenate([[0.0], np.cumsum(segments)])

@@ -95,8 +95,11 @@ def actions_to_trajectory(
     *,
     header: Header,
     dt: float,
+    times_from_start: np.ndarray | None = None,
 ) -> JointTrajectory:
-    """A chunk of absolute joint positions (T, J) → JointTrajectory, one point every dt seconds.
+    """A chunk of absolute joint positions (T, J) → JointTrajectory, one point every dt seconds
+    unless `times_from_start` (T,) gives each point's time (a chunk slowed to the velocity
+    limits, see `wav_ros.execution.time_within_velocity_limits`).
 
     The first point is at dt (the current state is at 0), as a joint_trajectory_controller
     expects for a trajectory that starts from where the arms are.
@@ -110,11 +113,16 @@ def actions_to_trajectory(
         raise ValueError("actions contain NaN or inf")
     if dt <= 0:
         raise ValueError(f"dt must be positive, got {dt}")
-    points = [
-        JointTrajectoryPoint(
-            positions=row.tolist(), time_from_start=seconds_to_duration((step + 1) * dt)
+    if times_from_start is None:
+        times_from_start = dt * np.arange(1, len(actions) + 1)
+    times = np.asarray(times_from_start, dtype=np.float64)
+    if times.shape != (len(actions),) or not (np.all(np.diff(times) > 0) and times[0] > 0):
+        raise ValueError(
+            f"times_from_start must be {len(actions)} increasing times > 0, got {times}"
         )
-        for step, row in enumerate(actions)
+    points = [
+        JointTrajectoryPoint(positions=row.tolist(), time_from_start=seconds_to_duration(time))
+        for row, time in zip(actions, times, strict=True)
     ]
     return JointTrajectory(header=header, joint_names=list(joint_names), points=points)
 

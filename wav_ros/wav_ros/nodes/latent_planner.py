@@ -30,7 +30,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from wav_interfaces.msg import ImaginedRollout, Observation, PlannerStatus
 from wav_interfaces.srv import Imagine, Plan, Score
-from wav_ros.execution import SafetyLimits
+from wav_ros.execution import SafetyLimits, time_within_velocity_limits
 from wav_ros.nodes import conversions
 from wav_ros.nodes.graph import load_joint_limits
 from wav_ros.nodes.model_host import ModelNode
@@ -403,7 +403,13 @@ class LatentPlannerNode(ModelNode):
         actions, projected = project_onto_limits(
             actions, self.joint_limits, self.get_parameter("max_limit_projection").value
         )
-        stats = dict(outcome.stats, joint_limit_projection=projected)
+        dt = 1.0 / CONTROL_HZ
+        times = time_within_velocity_limits(actions, dt, self.joint_limits)
+        stats = dict(
+            outcome.stats,
+            joint_limit_projection=projected,
+            velocity_limit_slowdown=float(times[-1] - dt * len(times)),
+        )
         # The arms hold still while planning: the chunk starts now, when planning finished.
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=header.frame_id)
         self._fill_response(
@@ -412,6 +418,7 @@ class LatentPlannerNode(ModelNode):
             header,
             observation,
             actions,
+            times,
             final,
             stats,
             experts.last_values,
@@ -482,10 +489,10 @@ class LatentPlannerNode(ModelNode):
 
     # ------------------------------------------------------------------ results
     def _fill_response(
-        self, request, response, header, observation, actions, final, stats, candidate_values
+        self, request, response, header, observation, actions, times, final, stats, candidates
     ) -> None:
         response.trajectory = conversions.actions_to_trajectory(
-            actions, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ
+            actions, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ, times_from_start=times
         )
         response.predicted_value = float(final.values[0])
         response.observation_stamp = observation.header.stamp
@@ -505,9 +512,7 @@ class LatentPlannerNode(ModelNode):
             return
         if final.rollout.frames and self.get_parameter("mode").value == "local":
             self._rollout_publisher.publish(final.rollout)  # distributed: world_model publishes
-        self._marker_publisher.publish(
-            plan_markers(header, candidate_values, final.values, actions)
-        )
+        self._marker_publisher.publish(plan_markers(header, candidates, final.values, actions))
 
     # ------------------------------------------------------------------ status
     def _set_state(self, state: int, message: str) -> None:
