@@ -129,12 +129,21 @@ def test_a_chunk_too_fast_for_the_limits_is_slowed_on_its_path_and_then_passes_t
     times = time_within_velocity_limits(fast, 0.02, LIMITS)
     assert times[0] == pytest.approx(0.02)
     segments = np.diff(times)
-    np.testing.assert_allclose(np.delete(segments, 5), 0.04)  # arm segments: twice as long
-    assert segments[5] == pytest.approx(0.5 / 5.0)  # the gripper's jump: 0.1 s
+    np.testing.assert_allclose(
+        np.delete(segments, 5), 0.04, rtol=1e-5
+    )  # arm segments: twice as long
+    assert segments[5] == pytest.approx(0.5 / 5.0, rel=1e-5)  # the gripper's jump: 0.1 s
     original = JointTrajectoryData(JOINT_NAMES, 0.02 * np.arange(1, 13), fast, stamp=0.0)
     assert codes(original, current=fast[0]) == {RefusalCode.VELOCITY_LIMIT}
     slowed = JointTrajectoryData(JOINT_NAMES, times, fast, stamp=0.0)
     assert codes(slowed, current=fast[0]) == set()
+    # A random chunk up to twice too fast, its times as a ROS message carries them (whole
+    # nanoseconds): still within the limits.
+    rng = np.random.default_rng(0)
+    steps = rng.uniform(-2, 2, (200, len(JOINT_NAMES))) * LIMITS.velocity * DT
+    walk = np.clip(HOME + np.cumsum(steps, axis=0), LIMITS.lower, LIMITS.upper)
+    times = np.round(time_within_velocity_limits(walk, DT, LIMITS), 9)
+    assert codes(JointTrajectoryData(JOINT_NAMES, times, walk, 0.0), current=walk[0]) == set()
     with pytest.raises(ValueError, match="shape"):
         time_within_velocity_limits(fast[:, :13], 0.02, LIMITS)
 

@@ -13,6 +13,9 @@ import numpy as np
 from wav_ros.robot_description import DEFAULT_JOINT_LIMITS, JOINT_NAMES, JointLimit
 
 _JOINT_LIMIT_KEYS = frozenset({"lower", "upper", "velocity"})
+#: Relative time added to a segment slowed to a velocity limit, so that its times, rounded to
+#: whole nanoseconds in a ROS message, still keep the joint at or below the limit.
+_TIMING_SLACK = 1e-6
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -183,6 +186,6 @@ def time_within_velocity_limits(
         )
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be finite and > 0, got {dt}")
-    needed = np.abs(np.diff(positions, axis=0)) / limits.velocity
+    needed = np.abs(np.diff(positions, axis=0)) / limits.velocity * (1.0 + _TIMING_SLACK)
     segments = np.maximum(dt, needed.max(axis=1, initial=0.0))
     return dt + np.concatenate([[0.0], np.cumsum(segments)])

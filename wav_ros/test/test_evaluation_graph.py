@@ -1,0 +1,78 @@
+"""Evaluation through the node graph: the summary, the episode folder's ownership, and one real
+episode through a real bringup (the shipped model, every node in its own process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wav_ros.evaluation.graph import GraphEvalConfig, claim_out_dir, evaluate_graph, summarize
+
+
+def episode(success: bool, steps: int, reason: str, refused: int = 0, p50: float | None = 0.1):
+    return {
+        "success": success,
+        "steps": steps,
+        "stop_reason": reason,
+        "refused_plans": refused,
+        "planning_time_p50": p50,
+    }
+
+
+def test_the_summary_counts_successes_with_their_interval_and_groups_stop_reasons():
+    episodes = [
+        episode(True, 180, "task succeeded", p50=0.1),
+        episode(True, 200, "task succeeded", refused=1, p50=0.3),
+        episode(False, 400, "step budget of 400 spent", p50=0.2),
+        episode(False, 40, "plan refused: no observation since observation_not_before yet", 4),
+        episode(False, 0, "bringup exited 1 without a report", p50=None),
+    ]
+    summary = summarize(episodes)
+    assert (summary["episodes"], summary["successes"]) == (5, 2)
+    assert summary["ci95"][0] < 0.4 < summary["ci95"][1]
+    assert summary["steps_to_success_median"] == 190
+    assert summary["refused_plans"] == 5
+    assert summary["planning_time_p50_median"] == pytest.approx(0.15)
+    assert summary["stop_reasons"] == {
+        "task succeeded": 2,
+        "step budget of 400 spent": 1,
+        "plan refused": 1,
+        "bringup exited 1 without a report": 1,
+    }
+
+
+def test_a_folder_holds_the_episodes_of_one_configuration(tmp_path):
+    config = GraphEvalConfig(task="transfer_cube", episodes=2, seed=0, out_dir=tmp_path)
+    claim_out_dir(config)
+    claim_out_dir(config)  # the same configuration may resume
+    with pytest.raises(ValueError, match="holds episodes of"):
+        claim_out_dir(GraphEvalConfig(task="insertion", episodes=2, seed=0, out_dir=tmp_path))
+    changed = tmp_path / "config"
+    changed.mkdir()
+    (changed / "latent_planner.yaml").write_text("latent_planner: {ros__parameters: {}}\n")
+    with pytest.raises(ValueError, match="holds episodes of"):
+        claim_out_dir(
+            GraphEvalConfig(
+                task="transfer_cube", episodes=2, seed=0, out_dir=tmp_path, config_dir=changed
+            )
+        )
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_one_episode_runs_through_a_real_graph_and_is_reused_on_the_next_run(tmp_path: Path):
+    config = GraphEvalConfig(
+        task="transfer_cube", episodes=1, seed=1000, out_dir=tmp_path, max_steps=8
+    )
+    results = evaluate_graph(config)
+    recorded = json.loads((tmp_path / "episodes" / "001000.json").read_text())
+    log = (tmp_path / "episodes" / "001000.log").read_text()
+    assert recorded["exit_code"] == 0, log[-2000:]
+    assert recorded["seed"] == 1000 and recorded["plans"] >= 1
+    assert recorded["steps"] == 8 and recorded["stop_reason"] == "step budget of 8 spent"
+    assert results["episodes"] == 1 and results["successes"] == 0
+    mtime = (tmp_path / "episodes" / "001000.json").stat().st_mtime_ns
+    assert evaluate_graph(config) == results  # cached: no second bringup
+    assert (tmp_path / "episodes" / "001000.json").stat().st_mtime_ns == mtime
