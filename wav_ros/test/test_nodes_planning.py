@@ -20,7 +20,7 @@ PLANNER = {"iterations": 1, "num_video_samples": 6, "num_value_samples": 2}
 @pytest.fixture(scope="module")
 def checkpoint() -> Path:
     """The shipped tiny checkpoint (the embedded default's)."""
-    from wav_ros.nodes.model_host import SHIPPED_CHECKPOINT
+    from wav_ros import SHIPPED_CHECKPOINT
 
     return SHIPPED_CHECKPOINT
 

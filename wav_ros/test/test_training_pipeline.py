@@ -290,28 +290,71 @@ def test_rendering_only_where_the_policy_plans_changes_no_action():
         env.close()
     np.testing.assert_array_equal(np.stack(runs[0].actions), np.stack(runs[1].actions))
     assert all(runs[0].rendered) and len(runs[0].rendered) == 12
-    assert runs[1].rendered == [True, False] * 6  # a plan every 2 steps (chunk 4, execute 2)
+    # Images only where it plans: every 2 steps (chunk 4, execute 2), more where the untrained
+    # model's chunk is slowed to the velocity limits.
+    plans = len(runs[1].policy.plan_seconds)
+    assert runs[1].rendered[0] and sum(runs[1].rendered) == plans < 12
+
+
+class ScriptedChunks:
+    """A STAND-IN model for ChunkedEvalPolicy (the thing under test): each plan returns the
+    current joint state plus `step` per chunk step, so the speed of every chunk is known."""
+
+    def __init__(self, step: np.ndarray) -> None:
+        self.config = micro_config()
+        self.step = step
+        self.plans: list[np.ndarray] = []
+
+    def predict_chunk(self, images, qpos, instruction) -> np.ndarray:
+        steps = np.arange(1, self.config.chunk_size + 1)[:, None]
+        self.plans.append(np.asarray(qpos) + steps * self.step)
+        return self.plans[-1]
+
+
+def run_chunks(policy, steps: int) -> RecordingPolicy:
+    from wav_ros.evaluation.harness import run_episode
+
+    env = make_env("transfer_cube", image_size=(32, 32), max_steps=steps)
+    try:
+        recording = RecordingPolicy(policy, False)
+        run_episode(env, recording, "transfer_cube", seed=7, video_path=None)
+    finally:
+        env.close()
+    return recording
 
 
 def test_hold_steps_end_each_chunk_at_its_last_target_before_the_next_plan():
-    from wav_ros.evaluation.harness import run_episode
-    from wav_ros.training.policies import NO_PLANNING, ChunkedEvalPolicy
+    from wav_ros.training.policies import ChunkedEvalPolicy
 
-    torch.manual_seed(0)
-    model = WAVPolicy(micro_config(), NO_PLANNING)  # untrained: any actions will do
-    env = make_env("transfer_cube", image_size=(32, 32), max_steps=10)
-    try:
-        policy = RecordingPolicy(ChunkedEvalPolicy(model, NO_PLANNING, 2, hold_steps=3), False)
-        run_episode(env, policy, "transfer_cube", seed=7, video_path=None)
-    finally:
-        env.close()
+    step = np.full(len(JOINT_NAMES), 0.01)  # 0.5 rad/s: within the limits
+    step[[JOINT_NAMES.index("left_gripper"), JOINT_NAMES.index("right_gripper")]] = 0.0
+    model = ScriptedChunks(step)
+    policy = run_chunks(ChunkedEvalPolicy(model, None, 2, hold_steps=3), steps=10)
     assert policy.rendered == [True, False, False, False, False] * 2  # a plan every 2 + 3 steps
-    for start in (0, 5):
+    for start, plan in zip((0, 5), model.plans, strict=True):
         chunk = np.stack(policy.actions[start : start + 5])
-        assert not np.array_equal(chunk[0], chunk[1])
+        np.testing.assert_allclose(chunk[:2], plan[:2])
         np.testing.assert_array_equal(chunk[2:], np.repeat(chunk[1:2], 3, axis=0))
     with pytest.raises(ValueError, match="hold_steps"):
-        ChunkedEvalPolicy(model, NO_PLANNING, 2, hold_steps=-1)
+        ChunkedEvalPolicy(model, None, 2, hold_steps=-1)
+
+
+def test_a_chunk_too_fast_for_the_velocity_limits_is_executed_slower_on_its_path():
+    from wav_ros.training.policies import ChunkedEvalPolicy
+
+    step = np.zeros(len(JOINT_NAMES))
+    step[JOINT_NAMES.index("right_wrist_rotate")] = 0.12  # 6 rad/s: twice its limit
+    model = ScriptedChunks(step)
+    chunked = ChunkedEvalPolicy(model, None, 4)
+    policy = run_chunks(chunked, steps=7)
+    plan = model.plans[0]
+    actions = np.stack(policy.actions)
+    assert policy.rendered == [True] + [False] * 6  # 4 targets take 7 steps: 3 added
+    assert chunked.slowed_steps == 3
+    # The targets every other step, midway between them in between (1 ppm timing slack aside).
+    np.testing.assert_allclose(actions[0::2], plan[:4], atol=1e-6)
+    np.testing.assert_allclose(actions[1::2], (plan[:3] + plan[1:4]) / 2, atol=1e-6)
+    assert np.max(np.abs(np.diff(actions, axis=0))) <= 3.0 * 0.02 + 1e-9
 
 
 def test_reconstruction_grid_shows_the_views_then_each_checkpoint(dataset, tmp_path):

@@ -4,4 +4,9 @@ The ML core (``model``, ``planning``, ``sim``, ``data``, ``training``, ``evaluat
 no rclpy so it trains without ROS; only ``wav_ros.nodes`` and the command-line entry points do.
 """
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+#: The tiny checkpoint shipped inside the package: what the embedded default loads.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "wav_tiny"

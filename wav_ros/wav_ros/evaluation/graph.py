@@ -54,8 +54,10 @@ class GraphEvalConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings whose episodes may share a folder: task, parameter files' contents,
-        checkpoint, planner mode and step budget."""
+        the checkpoint's weights, planner mode and step budget."""
+        from wav_ros import SHIPPED_CHECKPOINT
         from wav_ros.nodes.graph import default_config_dir
+        from wav_ros.training.policies import checkpoint_digest
 
         config_dir = self.config_dir or default_config_dir()
         digest = hashlib.sha256()
@@ -64,7 +66,7 @@ class GraphEvalConfig:
         return {
             "task": self.task,
             "config_digest": digest.hexdigest()[:16],
-            "checkpoint": self.checkpoint,
+            "checkpoint_digest": checkpoint_digest(self.checkpoint or SHIPPED_CHECKPOINT),
             "planner_mode": self.planner_mode,
             "max_steps": self.max_steps,
         }
@@ -120,9 +122,11 @@ def run_graph_episode(config: GraphEvalConfig, seed: int) -> dict[str, Any]:
         try:
             code: int | None = process.wait(timeout=EPISODE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
             code = None
+        finally:  # a timeout or Ctrl-C here must not leave the graph's processes behind
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
     if report_path.is_file():
         episode = json.loads(report_path.read_text())
         report_path.unlink()

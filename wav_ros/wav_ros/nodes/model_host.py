@@ -12,10 +12,7 @@ from pathlib import Path
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-import wav_ros
-
-#: The small checkpoint shipped inside the package: the embedded default.
-SHIPPED_CHECKPOINT = Path(wav_ros.__file__).resolve().parent / "checkpoints" / "wav_tiny"
+from wav_ros import SHIPPED_CHECKPOINT
 
 
 class ModelNode(LifecycleNode):

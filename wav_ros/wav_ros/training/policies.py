@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -20,18 +21,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from wav_ros.execution import JointTrajectoryData, SafetyLimits, time_within_velocity_limits
 from wav_ros.model import WAVPolicy, resize_images
 from wav_ros.planning import PlannerConfig
-from wav_ros.robot_description import DEFAULT_JOINT_LIMITS, JOINT_NAMES
+from wav_ros.robot_description import CONTROL_HZ, DEFAULT_JOINT_LIMITS, JOINT_NAMES
 
 #: Planner settings of the evaluations: the paper's algorithm with a CPU-sized search.
 EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
 NO_PLANNING = PlannerConfig(iterations=0)
+#: How ChunkedEvalPolicy executes a chunk; in the report's policy ids, so that episodes run
+#: another way are not reused ("velocity-timed": timed within the velocity limits, round 7).
+CHUNK_EXECUTION = "velocity-timed"
 #: torch intra-op threads per evaluation worker (parallel workers share the cores).
 EVAL_THREADS = 1
 # float64 like the env's own limits: a float32 copy of 3.14158 lies above it.
 _LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES], dtype=np.float64)
 _UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES], dtype=np.float64)
+_LIMITS = SafetyLimits()
 
 
 def load_policy(directory: str | Path, planner_config: PlannerConfig | None = None) -> Any:
@@ -76,9 +82,12 @@ class ChunkedEvalPolicy:
     """The evaluation Policy protocol over a WAVPolicy (planning or not) or the direct baseline.
 
     Targets outside the joint limits (a gripper at 1.003) are clipped to them, as any policy
-    must before commanding the robot; `clipped_targets` counts how many entries were.
-    `hold_steps` > 0 ends each chunk with that many more steps at its last target: a robot
-    that holds still while it plans the next chunk, as the node graph's task runner does.
+    must before commanding the robot; `clipped_targets` counts how many entries were. The
+    executed targets are then timed within the velocity limits and sampled once per control
+    step, as the node graph's planner and executor do: a segment too fast for a joint takes
+    the steps its limit needs (`slowed_steps` counts the steps added). `hold_steps` > 0 ends
+    each chunk with that many more steps at its last target: a robot that holds still while
+    it plans the next chunk, as the node graph's task runner does.
     """
 
     def __init__(
@@ -100,6 +109,7 @@ class ChunkedEvalPolicy:
         self.seed = seed
         self.hold_steps = hold_steps
         self.clipped_targets = 0
+        self.slowed_steps = 0
         self.plan_seconds: list[float] = []
         config = model.config
         self._history = deque(maxlen=(config.memory_frames - 1) * config.memory_stride + 1)
@@ -155,9 +165,21 @@ class ChunkedEvalPolicy:
             chunk = np.asarray(chunk, dtype=np.float64)
             clipped = np.clip(chunk, _LOWER, _UPPER)
             self.clipped_targets += int((clipped != chunk).sum())
-            self._queue.extend(clipped[: self.execute_steps])
-            self._queue.extend([clipped[self.execute_steps - 1]] * self.hold_steps)
+            targets = _timed_within_limits(clipped[: self.execute_steps])
+            self.slowed_steps += len(targets) - self.execute_steps
+            self._queue.extend(targets)
+            self._queue.extend([targets[-1]] * self.hold_steps)
         return self._queue.popleft()
+
+
+def _timed_within_limits(targets: np.ndarray) -> list[np.ndarray]:
+    """Targets meant one per control step, slowed where a joint would pass its velocity limit
+    and sampled at the control rate (the executor's ticks)."""
+    dt = 1.0 / CONTROL_HZ
+    times = time_within_velocity_limits(targets, dt, _LIMITS)
+    timed = JointTrajectoryData(JOINT_NAMES, times, targets, stamp=0.0)
+    steps = math.ceil(times[-1] / dt - 1e-3)  # not one more step for the timing slack
+    return [timed.sample(step * dt) for step in range(1, steps + 1)]
 
 
 def make_eval_policy(

@@ -25,9 +25,12 @@ import numpy as np
 import torch
 
 import wav_ros
+from wav_ros import SHIPPED_CHECKPOINT
 from wav_ros.evaluation import ScriptedExpertPolicy, evaluate
+from wav_ros.evaluation.graph import GraphEvalConfig, evaluate_graph, to_markdown
 from wav_ros.sim import TASKS, make_env
 from wav_ros.training.policies import (
+    CHUNK_EXECUTION,
     EVAL_PLANNER,
     EVAL_THREADS,
     NO_PLANNING,
@@ -40,7 +43,6 @@ from wav_ros.training.policies import (
 
 PACKAGE_DIR = Path(wav_ros.__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
-SHIPPED = PACKAGE_DIR / "checkpoints" / "wav_tiny"
 DIRECT = REPO_DIR / "reports" / "baselines" / "direct_tiny"
 TRAINING = REPO_DIR / "reports" / "training"
 COMMAND = "PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes 50 --workers 2"
@@ -55,26 +57,26 @@ def policy_factories(
     """Key -> (label, picklable zero-argument factory for the harness, policy id), for the
     policies in `keys` only (a direct-only run needs no WAV checkpoint).
 
-    The id (checkpoint and planner digests) names the folder of the policy's cached episodes,
-    so a retrained checkpoint or a changed planner is evaluated afresh and the old episodes stay
-    where they were.
+    The id (checkpoint and planner digests, and how chunks are executed) names the folder of the
+    policy's cached episodes, so a retrained checkpoint or a changed planner is evaluated afresh
+    and the old episodes stay where they were.
     """
     digest = functools.cache(checkpoint_digest)  # WAV's two rows read its weights once
     entries = {
         "wav": lambda: (
             "WAV (latent planning)",
             functools.partial(make_eval_policy, str(wav), True),
-            f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}",
+            f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}-{CHUNK_EXECUTION}",
         ),
         "wav_k0": lambda: (
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
-            f"wav-{digest(wav)}-planner-{planner_digest(NO_PLANNING)}",
+            f"wav-{digest(wav)}-planner-{planner_digest(NO_PLANNING)}-{CHUNK_EXECUTION}",
         ),
         "direct": lambda: (
             "direct action baseline",
             functools.partial(make_eval_policy, str(direct), False),
-            f"direct-{digest(direct)}",
+            f"direct-{digest(direct)}-{CHUNK_EXECUTION}",
         ),
         "expert": lambda: (
             "scripted expert",
@@ -132,6 +134,13 @@ def _best_progress(summary: dict[str, Any]) -> str:
     return "–" if best is None else f"{best:.2f}"
 
 
+def graph_command(episodes: int, seed: int) -> str:
+    return (
+        f"python -m wav_ros.evaluation.graph --task transfer_cube --episodes {episodes} "
+        f"--seed {seed} --out <dir>"
+    )
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     episodes = report["episodes_per_task"]
     lines = [
@@ -185,6 +194,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     for policy, summaries in report["success"].items():
         cells = [_best_progress(summaries[task]) for task in tasks]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    if report.get("graph"):
+        graph = report["graph"]
+        last = graph["seed"] + graph["episodes"] - 1
+        lines += [
+            "",
+            "## Through the node graph (what `make demo` runs)",
+            "",
+            "The WAV checkpoint above with the shipped configuration (`config/`: planner K=3 "
+            f"M=30 N=5, safety gate, 10 Hz cameras), one `bringup --run-task` per seed "
+            f"({graph['seed']}..{last}), every node in its own process: "
+            f"`{graph_command(graph['episodes'], graph['seed'])}`. The harness rows above call "
+            "the model directly; these episodes also go through observation timing, the "
+            "safety gate and blending.",
+            "",
+            to_markdown(graph),
+        ]
     lines += [
         "",
         "## Planning latency (observation → action chunk, 1 CPU thread)",
@@ -224,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED)
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
     parser.add_argument("--direct", type=Path, default=DIRECT)
     parser.add_argument("--tasks", nargs="+", default=sorted(TASKS))
     parser.add_argument("--episodes", type=int, default=50)
@@ -237,6 +262,12 @@ def main(argv: list[str] | None = None) -> None:
         "--why-fewer", default="", help="reason to print when --episodes is below 50"
     )
     parser.add_argument("--note", action="append", default=[], help="extra note lines")
+    parser.add_argument(
+        "--graph-episodes",
+        type=int,
+        default=20,
+        help="transfer_cube episodes through the node graph, shipped configuration (0: none)",
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -291,6 +322,17 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoints": {"wav": str(args.checkpoint), "direct": str(args.direct)},
         "planner": asdict(EVAL_PLANNER),
         "success": success,
+        "graph": evaluate_graph(
+            GraphEvalConfig(
+                task="transfer_cube",
+                episodes=args.graph_episodes,
+                seed=args.seed,
+                out_dir=args.eval_dir / "graph" / "transfer_cube",
+                checkpoint=str(args.checkpoint),
+            )
+        )
+        if args.graph_episodes
+        else None,
         "latency": planning_latency(args.checkpoint, args.direct, args.latency_repeats),
         "training": training_cost(
             {
