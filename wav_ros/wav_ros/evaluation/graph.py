@@ -199,6 +199,8 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from wav_ros.nodes.graph import PLANNER_MODES
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder of this run's episodes")
     parser.add_argument("--config-dir", type=Path, default=None, help="folder of <node>.yaml")
     parser.add_argument("--checkpoint", default="", help="checkpoint dir ('' = shipped tiny)")
-    parser.add_argument("--planner-mode", choices=("local", "distributed"), default="local")
+    parser.add_argument("--planner-mode", choices=PLANNER_MODES, default="local")
     parser.add_argument("--max-steps", type=int, default=400)
     args = parser.parse_args(argv)
     config = GraphEvalConfig(

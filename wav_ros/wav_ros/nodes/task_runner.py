@@ -3,10 +3,10 @@
 Stops when the task reports success, when the step budget (action steps executed) is spent,
 or on a refusal it cannot recover from. Each plan after a chunk is made from an observation
 taken after that chunk ended (PlanOptions.observation_not_before), never from a frame taken
-while the arms still moved. When the predicted value drops below
-`value_threshold` twice in a row it drops the planner's warm start and re-plans from scratch,
-and counts it in the report. While it runs it publishes /wav/heartbeat at 10 Hz: the
-executor's deadman, so the arms stop if the runner dies.
+while the arms still moved. When the predicted value drops below `value_threshold` twice in a
+row it drops the planner's warm start and re-plans from scratch, and counts it in the report.
+While it runs it publishes /wav/heartbeat at 10 Hz: the executor's deadman, so the arms stop
+if the runner dies.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class TaskRunnerConfig:
     observation_wait: float = 1.0
     """Seconds to wait, after each executed chunk, for an observation taken after it ended,
     which the next plan must start from. A plan from a frame taken while the arms still moved
-    replays motion already done: in the harness, planning from frames 4 steps old solved 2 of
-    10 transfer_cube episodes that fresh frames solve 9 of."""
+    (at 10 Hz, up to 5 control steps earlier) replays motion already done; with such plans the
+    graph failed the episode the harness solves (reports/training/notes.md)."""
     options: PlanOptions = field(default_factory=PlanOptions)
     """Options passed with every /wav/plan call (observation_not_before is the runner's)."""
 

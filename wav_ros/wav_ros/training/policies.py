@@ -24,7 +24,7 @@ import torch
 from wav_ros.execution import JointTrajectoryData, SafetyLimits, time_within_velocity_limits
 from wav_ros.model import WAVPolicy, resize_images
 from wav_ros.planning import PlannerConfig
-from wav_ros.robot_description import CONTROL_HZ, DEFAULT_JOINT_LIMITS, JOINT_NAMES
+from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 
 #: Planner settings of the evaluations: the paper's algorithm with a CPU-sized search.
 EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
@@ -34,9 +34,7 @@ NO_PLANNING = PlannerConfig(iterations=0)
 CHUNK_EXECUTION = "velocity-timed"
 #: torch intra-op threads per evaluation worker (parallel workers share the cores).
 EVAL_THREADS = 1
-# float64 like the env's own limits: a float32 copy of 3.14158 lies above it.
-_LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES], dtype=np.float64)
-_UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES], dtype=np.float64)
+#: The robot's limits (float64 like the env's own: a float32 copy of 3.14158 lies above it).
 _LIMITS = SafetyLimits()
 
 
@@ -163,7 +161,7 @@ class ChunkedEvalPolicy:
             self.plan_seconds.append(time.perf_counter() - started)
             self._plans += 1
             chunk = np.asarray(chunk, dtype=np.float64)
-            clipped = np.clip(chunk, _LOWER, _UPPER)
+            clipped = np.clip(chunk, _LIMITS.lower, _LIMITS.upper)
             self.clipped_targets += int((clipped != chunk).sum())
             targets = _timed_within_limits(clipped[: self.execute_steps])
             self.slowed_steps += len(targets) - self.execute_steps
