@@ -74,3 +74,30 @@ def test_main_command_runs_an_episode_through_the_graph_with_the_shipped_model(t
     assert report["plans"] >= 2 and len(report["planning_times"]) == report["plans"]
     assert report["node_exits"] == {}
     assert report["instruction"]  # taken from the simulated task
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_sigterm_stops_every_node_process(tmp_path):
+    """A supervisor's SIGTERM ends bringup as Ctrl-C does: no node process is left behind."""
+    import os
+    import signal
+    import time
+
+    log = tmp_path / "bringup.log"
+    with log.open("w") as output:
+        bringup = subprocess.Popen(
+            [sys.executable, "-m", "wav_ros.nodes.bringup"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the nodes' too
+        )
+    deadline = time.monotonic() + 120
+    while "ready: action_executor" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "ready: action_executor" in log.read_text(), log.read_text()[-4000:]
+    bringup.send_signal(signal.SIGTERM)
+    assert bringup.wait(timeout=60) == 0
+    time.sleep(1.0)
+    with pytest.raises(ProcessLookupError):  # nothing left in bringup's process group
+        os.killpg(bringup.pid, 0)

@@ -350,3 +350,46 @@ def test_blend_from_rest_stays_inside_position_limits_where_an_offset_fade_would
     assert blended.positions[:, gripper].min() >= 0.0
     assert np.allclose(blended.positions[0], start)
     assert np.allclose(blended.positions[-1], new.positions[-1])
+
+
+def test_arms_moved_at_rest_are_held_where_they_are_not_driven_back():
+    arm = RecordingArm()
+    grippers = ("left_gripper", "right_gripper")  # as config/joint_limits.yaml has them
+    limits = SafetyLimits(force_limited_joints=grippers)
+    session = ExecutionSession(arm, limits, FollowerConfig(deadman_timeout=None))
+    run(session, 0.0, 3)
+    gripper = JOINT_NAMES.index("left_gripper")
+    moved = np.minimum(HOME + 0.8, limits.upper)  # a simulation reset, or a hand: far beyond
+    moved[gripper] = 0.9  # max_tracking_error (0.5)
+    arm.positions = moved.copy()
+    report = session.tick(3 * DT)
+    assert report.fault.code is RefusalCode.TRACKING and "held command" in report.fault.message
+    assert session.state is SessionState.FAULTED
+    held = run(session, 4 * DT, 3)
+    expected = moved.copy()
+    sides = [JOINT_NAMES.index(name) for name in grippers]
+    expected[sides] = HOME[sides]  # grippers keep their command: they may sit off it
+    for tick in held:
+        assert tick.fault is None
+        np.testing.assert_allclose(tick.command, expected)
+    assert not any(np.allclose(command, HOME) for command in arm.sent[3:])  # never driven back
+    # A plan from where the arms now are is followed again.
+    plan = moving_chunk(expected, joint_speeds(0.5), stamp=7 * DT, steps=10)
+    assert session.submit(plan, 7 * DT).verdict.accepted
+    assert session.state is SessionState.EXECUTING
+
+
+def test_an_arm_stuck_off_its_path_is_held_where_it_stuck_after_the_fault():
+    class StuckArm(RecordingArm):
+        def read_state(self, now):
+            return HOME.copy()  # blocked: never moves
+
+    arm = StuckArm()
+    session = session_with(arm, max_tracking_error=0.05)
+    session.submit(moving_chunk(HOME, joint_speeds(1.0), 0.0), 0.0)
+    reports = run(session, 0.0, 20)
+    faults = [r.fault for r in reports if r.fault is not None]
+    assert [fault.code for fault in faults] == [RefusalCode.TRACKING] * 2
+    assert "exceeds max_tracking_error" in faults[0].message  # while moving: stop
+    assert "held command" in faults[1].message  # at rest: stop pushing into the obstacle
+    np.testing.assert_allclose(arm.sent[-1], HOME)

@@ -4,7 +4,8 @@ It is the single place a command comes from, so it is where safety is enforced: 
 pass the safety gate and are blended onto the current motion before they are accepted, and
 every command passes `enforce_limits` before it reaches a backend. Any fault — e-stop,
 deadman, tracking error, a refused command, a backend or internal exception — makes the arms
-hold still at the last command that passed the checks.
+hold still at the last command that passed the checks. Arms moved far from that command by
+something else while at rest are held where they are instead, never driven back in a jump.
 
 Time is always passed in (`now`, seconds on the executor's clock), so tests run without sleeps
 and the rclpy node can use its ROS clock.
@@ -51,7 +52,10 @@ class FollowerConfig:
     deadman_timeout: float | None = 0.5
     """Seconds without a heartbeat after which motion stops; None disables (simulation only)."""
     max_tracking_error: float | None = 0.5
-    """Largest |command - measured| of a position-tracked joint while moving; None disables."""
+    """Largest |command - measured| of a position-tracked joint while moving; None disables.
+    At rest, arms farther than this from the held command were moved by something else (a
+    simulation reset, a hand, a controller switched off): the session then holds them where
+    they are, with a fault, instead of driving them back in one jump."""
     max_outcomes: int = 256
     """How many finished trajectories' outcomes are remembered for `outcome()`."""
 
@@ -273,6 +277,7 @@ class ExecutionSession:
                     self._check_motion_allowed(now, measured, tracking)
                     target = self._active.sample(now - self._active.stamp)
                 else:
+                    self._hold_where_moved(measured, tracking)
                     target = self._last_command
                 enforce_limits(target, self._last_command, now - self._last_time, self.limits)
                 if self.backend.streams_commands:
@@ -333,6 +338,26 @@ class ExecutionSession:
             )
         if refusals:
             raise RefusedError(*refusals)
+
+    def _hold_where_moved(self, measured: np.ndarray | None, tracking: float) -> None:
+        """At rest, re-anchor the held command where something else moved the arms, and fault.
+
+        The one command that does not follow the previous at the velocity limits: the arms
+        are already there. Grippers keep their command (they legitimately stay off it).
+        """
+        limit = self.config.max_tracking_error
+        if measured is None or limit is None or not tracking > limit:
+            return
+        anchor = np.where(self.limits.position_tracked, measured, self._last_command)
+        enforce_limits(anchor, None, 0.0, self.limits)  # never hold outside the limits
+        self._last_command = anchor
+        raise RefusedError(
+            Refusal(
+                RefusalCode.TRACKING,
+                f"the arms are {tracking:.4f} from the held command (max_tracking_error="
+                f"{limit}): moved by something else; holding them where they are",
+            )
+        )
 
     def _tracking_error(self, measured: np.ndarray | None) -> float:
         if measured is None or self._last_command is None:

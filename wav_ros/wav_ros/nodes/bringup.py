@@ -120,9 +120,15 @@ class NodeProcesses:
         self._overrides_dir.cleanup()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     arguments = build_parser().parse_args(argv)
+    # SIGTERM (a supervisor, `kill`) stops the nodes as Ctrl-C does, never orphans them.
+    signal.signal(signal.SIGTERM, _interrupt)
     nodes = NodeProcesses(plan_for(arguments))
     try:
         names = ", ".join(nodes.processes)
