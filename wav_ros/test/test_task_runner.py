@@ -56,6 +56,23 @@ def test_truncate_keeps_the_first_steps_header_and_joints():
     assert chunk.header.frame_id == "world" and list(chunk.joint_names) == ["a"]
 
 
+def test_a_chunk_slowed_to_the_velocity_limits_counts_the_control_steps_it_lasts():
+    from std_msgs.msg import Header
+
+    from wav_ros.nodes.conversions import actions_to_trajectory
+    from wav_ros.nodes.task_runner import control_steps
+    from wav_ros.robot_description import JOINT_NAMES
+
+    actions = np.zeros((8, len(JOINT_NAMES)))
+    uniform = actions_to_trajectory(actions, JOINT_NAMES, header=Header(), dt=0.02)
+    assert control_steps(uniform) == 8
+    times = 0.02 * np.array([1, 2, 3, 5, 7, 8, 9, 10])  # two segments slowed to twice as long
+    slowed = actions_to_trajectory(
+        actions, JOINT_NAMES, header=Header(), dt=0.02, times_from_start=times * (1 + 1e-6)
+    )
+    assert control_steps(slowed) == 10
+
+
 @pytest.mark.parametrize(
     "field", ["steps_per_plan", "max_steps", "goal_resend", "observation_wait"]
 )

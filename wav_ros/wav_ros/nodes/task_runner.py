@@ -1,6 +1,6 @@
 """The closed-loop task runner: plan, execute the first steps of the chunk, re-plan.
 
-Stops when the task reports success, when the step budget (action steps executed) is spent,
+Stops when the task reports success, when the step budget (control steps executed) is spent,
 or on a refusal it cannot recover from. Each plan after a chunk is made from an observation
 taken after that chunk ended (PlanOptions.observation_not_before), never from a frame taken
 while the arms still moved. When the predicted value drops below `value_threshold` twice in a
@@ -24,8 +24,9 @@ from trajectory_msgs.msg import JointTrajectory
 from wav_interfaces.action import ExecuteTrajectory
 from wav_interfaces.msg import Observation, PlanOptions, TaskStatus
 from wav_interfaces.srv import Plan
-from wav_ros.nodes.conversions import seconds_to_time, time_to_seconds
+from wav_ros.nodes.conversions import duration_to_seconds, seconds_to_time, time_to_seconds
 from wav_ros.nodes.qos import LATCHED
+from wav_ros.robot_description import CONTROL_HZ
 
 REFUSED_PREFIX = "the executor refused the plan: "
 ABORTED = ExecuteTrajectory.Result.ABORTED
@@ -38,9 +39,9 @@ class TaskRunnerConfig:
     instruction: str
     """What to ask /wav/plan for; empty uses the task's own instruction from /sim/task_status."""
     steps_per_plan: int = 8
-    """Action steps executed from each planned chunk before re-planning."""
+    """Points executed from each planned chunk before re-planning."""
     max_steps: int = 400
-    """Step budget of the episode (control steps)."""
+    """Step budget of the episode: control steps (1/CONTROL_HZ s) the executed chunks last."""
     value_threshold: float = float("-inf")
     """Predicted value below which a plan counts as poor; two in a row reset the planner."""
     timeout: float = 30.0
@@ -80,7 +81,8 @@ class TaskReport:
     instruction: str
     success: bool = False
     steps: int = 0
-    """Action steps executed."""
+    """Control steps executed: a chunk's points, plus the steps the planner added where it
+    slowed a segment to the velocity limits (as the harness counts them)."""
     plans: int = 0
     replans_from_scratch: int = 0
     refused_plans: int = 0
@@ -105,6 +107,12 @@ def truncate(trajectory: JointTrajectory, steps: int) -> JointTrajectory:
         joint_names=trajectory.joint_names,
         points=list(trajectory.points[:steps]),
     )
+
+
+def control_steps(trajectory: JointTrajectory) -> int:
+    """Control periods a trajectory lasts from its stamp: one per point, more where the
+    planner slowed a segment to the velocity limits."""
+    return round(duration_to_seconds(trajectory.points[-1].time_from_start) * CONTROL_HZ)
 
 
 class TaskRunner(Node):
@@ -244,7 +252,7 @@ class TaskRunner(Node):
                 report.stop_reason = error
                 return report
             refused_in_a_row = 0
-            report.steps += len(chunk.points)
+            report.steps += control_steps(chunk)
             moved_until = self.get_clock().now().nanoseconds * 1e-9
 
     @staticmethod
