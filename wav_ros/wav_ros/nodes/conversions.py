@@ -116,7 +116,8 @@ def actions_to_trajectory(
     if times_from_start is None:
         times_from_start = dt * np.arange(1, len(actions) + 1)
     times = np.asarray(times_from_start, dtype=np.float64)
-    if times.shape != (len(actions),) or not (np.all(np.diff(times) > 0) and times[0] > 0):
+    increasing = np.all(np.diff(times) > 0) and np.all(times > 0)
+    if times.shape != (len(actions),) or not increasing:
         raise ValueError(
             f"times_from_start must be {len(actions)} increasing times > 0, got {times}"
         )
