@@ -72,8 +72,9 @@ class GraphEvalConfig:
         }
 
 
-def claim_out_dir(config: GraphEvalConfig) -> None:
-    """Record whose episodes `out_dir` holds; refuse a folder of another configuration."""
+def claim_out_dir(config: GraphEvalConfig) -> dict[str, Any]:
+    """Record whose episodes `out_dir` holds and return that identity; refuse a folder of
+    another configuration."""
     path = config.out_dir / "graph.json"
     identity = config.identity()
     if path.is_file():
@@ -83,9 +84,10 @@ def claim_out_dir(config: GraphEvalConfig) -> None:
                 f"{config.out_dir} holds episodes of {owner}, not {identity}; evaluate into "
                 "another folder (or delete it to start over)"
             )
-        return
+        return identity
     config.out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(identity, indent=1) + "\n")
+    return identity
 
 
 def bringup_command(config: GraphEvalConfig, seed: int, report: Path) -> list[str]:
@@ -164,7 +166,7 @@ def _short_reason(reason: str) -> str:
 
 def evaluate_graph(config: GraphEvalConfig) -> dict[str, Any]:
     """Run the missing episodes of seeds seed..seed+episodes-1 and summarise them all."""
-    claim_out_dir(config)
+    identity = claim_out_dir(config)  # digests the checkpoint's weights: once per run
     episodes = []
     for seed in range(config.seed, config.seed + config.episodes):
         path = config.out_dir / "episodes" / f"{seed:06d}.json"
@@ -177,7 +179,7 @@ def evaluate_graph(config: GraphEvalConfig) -> dict[str, Any]:
                 flush=True,
             )
         episodes.append(episode)
-    results = {"identity": config.identity(), "seed": config.seed, **summarize(episodes)}
+    results = {"identity": identity, "seed": config.seed, **summarize(episodes)}
     (config.out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results
 
