@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -84,7 +86,7 @@ def model_json(tmp_path_factory):
 
 def train_config(dataset, out, model_json, stages, steps, **changes) -> TrainConfig:
     options = dict(
-        dataset=dataset,
+        datasets=dataset,
         out=out,
         stages=stages,
         steps=steps,
@@ -129,6 +131,33 @@ def test_batches_are_the_dataset_windows_at_the_model_size(dataset):
         np.testing.assert_array_equal(batch["future_states"][i].numpy(), window.future_states)
         np.testing.assert_array_equal(batch["values"][i, :, 0].numpy(), window.values)
         assert batch["instruction"][i] == window.instruction
+
+
+def test_several_datasets_are_one_store_of_all_their_windows(dataset):
+    config, data = micro_config(), DataConfig(frame_stride=2)
+    one = WindowStore.from_dataset(dataset, config, data)
+    both = WindowStore.from_datasets([dataset, dataset], config, data)
+    assert len(both.episodes) == 2 * len(one.episodes) and len(both) == 2 * len(one)
+    for index, (episode, t) in enumerate(both.anchors):
+        source = one.episodes[episode % len(one.episodes)]
+        assert both.episodes[episode].instruction == source.instruction
+        assert tuple(one.anchors[index % len(one)]) == (episode % len(one.episodes), t)
+    batch = both.batch(64, seed=0, step=0, images=True)
+    assert set(batch["episode_index"].tolist()) == {0, 1, 2, 3}
+    for i, (episode, t) in enumerate(zip(batch["episode_index"], batch["frame_index"])):
+        source = one.episodes[int(episode) % len(one.episodes)]
+        np.testing.assert_array_equal(batch["state"][i].numpy(), source.state[int(t)])
+    # several datasets' quantiles come from all their frames (read here from the files)
+    reader = LeRobotDataset(dataset)
+    actions = [reader.episode(i)["action"] for i in range(reader.num_episodes)]
+    np.testing.assert_allclose(
+        both.normalization_stats()["action"]["q01"],
+        np.quantile(np.concatenate(actions * 2), 0.01, 0),
+        rtol=1e-6,
+    )
+    capped = WindowStore.from_datasets([dataset, dataset], config, replace(data, max_episodes=3))
+    assert len(capped.episodes) == 3
+    assert WindowStore.from_datasets([dataset], config, data).stats == one.stats
 
 
 def test_batches_depend_only_on_seed_step_and_rank(dataset):
@@ -388,21 +417,25 @@ def test_imitation_errors_compare_each_policy_with_holding_still(dataset, tmp_pa
 
 def test_bad_configs_are_refused(dataset, tmp_path):
     with pytest.raises(ValueError, match="training order"):
-        TrainConfig(dataset=dataset, out=tmp_path, stages=("action", "video"))
+        TrainConfig(datasets=dataset, out=tmp_path, stages=("action", "video"))
     with pytest.raises(ValueError, match="policy"):
-        TrainConfig(dataset=dataset, out=tmp_path, policy="act")
+        TrainConfig(datasets=dataset, out=tmp_path, policy="act")
     with pytest.raises(ValueError, match="--init"):
-        TrainConfig(dataset=dataset, out=tmp_path, stages=("action",), policy="direct")
+        TrainConfig(datasets=dataset, out=tmp_path, stages=("action",), policy="direct")
     with pytest.raises(ValueError, match="steps"):
-        TrainConfig(dataset=dataset, out=tmp_path, stages=("video",), steps={"video": 0})
+        TrainConfig(datasets=dataset, out=tmp_path, stages=("video",), steps={"video": 0})
     with pytest.raises(ValueError, match="frame_stride"):
         DataConfig(frame_stride=0)
     with pytest.raises(ValueError, match="value_conditioning"):
-        TrainConfig(dataset=dataset, out=tmp_path, value_conditioning="oracle")
+        TrainConfig(datasets=dataset, out=tmp_path, value_conditioning="oracle")
     with pytest.raises(ValueError, match="feature_noise_level"):
-        TrainConfig(dataset=dataset, out=tmp_path, feature_noise_level=0.0)
+        TrainConfig(datasets=dataset, out=tmp_path, feature_noise_level=0.0)
     with pytest.raises(ValueError, match="cameras"):
         WindowStore.from_dataset(dataset, WAVConfig(camera_names=("cam_nowhere",)))
+    with pytest.raises(ValueError, match="at least one"):
+        TrainConfig(datasets=(), out=tmp_path)
+    with pytest.raises(ValueError, match="no dataset"):
+        WindowStore.from_datasets([], micro_config())
 
 
 def test_cli_maps_onto_the_config(tmp_path):
@@ -432,8 +465,11 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.steps == {"tokenizer": 5, "video": 5, "value": 5, "action": 7}
     assert config.data.frame_stride == 4 and config.torch_threads == 1
     assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
+    assert config.datasets == (tmp_path,)
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
+    several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])
+    assert several.datasets == (Path("a"), Path("b"))
 
 
 def test_value_conditioning_override_is_trained_and_saved(dataset, model_json, tmp_path):

@@ -18,8 +18,9 @@ POLICIES: tuple[str, ...] = ("wav", "direct")
 class TrainConfig:
     """One training run: which stages of which policy, on which data, for how long."""
 
-    dataset: Path
-    """LeRobot v2.x dataset root (ours from wav_ros.data.record, or a user's)."""
+    datasets: tuple[Path, ...]
+    """LeRobot v2.x dataset roots (ours from wav_ros.data.record, or a user's), trained on as
+    one; a single path is accepted."""
     out: Path
     """Run folder: per-stage checkpoints, final weights, metrics.jsonl, train_summary.json."""
     stages: tuple[str, ...] = WAV_STAGES
@@ -78,7 +79,11 @@ class TrainConfig:
     features."""
 
     def __post_init__(self) -> None:
-        self.dataset, self.out = Path(self.dataset), Path(self.out)
+        single = isinstance(self.datasets, (str, Path))
+        self.datasets = tuple(Path(d) for d in ([self.datasets] if single else self.datasets))
+        if not self.datasets:
+            raise ValueError("datasets must name at least one dataset root")
+        self.out = Path(self.out)
         self.init = Path(self.init) if self.init is not None else None
         self.stages = tuple(self.stages)
         if self.policy not in POLICIES:

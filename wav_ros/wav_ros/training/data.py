@@ -11,7 +11,7 @@ batches the uninterrupted run would have, and every process of a multi-GPU run i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class WindowStore:
     anchors: np.ndarray
     """(N, 2) int64 (episode, frame) of every training window."""
     stats: dict[str, Any] = field(default_factory=dict)
-    """The dataset's meta/stats.json."""
+    """The dataset's meta/stats.json (empty for several datasets)."""
     latent_key: str | None = None
     """Identifies the tokenizer whose latents are cached (None: none cached)."""
 
@@ -127,6 +127,33 @@ class WindowStore:
             anchors.extend((index, int(t)) for t in starts)
         return cls(config, data, episodes, np.asarray(anchors, np.int64), dataset.stats)
 
+    @classmethod
+    def from_datasets(
+        cls, roots: list[str | Path], config: WAVConfig, data: DataConfig | None = None
+    ) -> WindowStore:
+        """The windows of several datasets as one store (episodes in the order given;
+        `max_episodes` counts over all of them). Several datasets' normalisation is computed
+        from their frames, since per-dataset quantiles do not combine."""
+        data = data or DataConfig()
+        if not roots:
+            raise ValueError("no dataset given")
+        stores: list[WindowStore] = []
+        remaining = data.max_episodes
+        for root in roots:
+            if remaining == 0:
+                break
+            part = replace(data, max_episodes=remaining)
+            stores.append(cls.from_dataset(root, config, part))
+            if remaining is not None:
+                remaining -= len(stores[-1].episodes)
+        if len(stores) == 1:
+            return stores[0]
+        episodes, anchors = [], []
+        for store in stores:
+            anchors.append(store.anchors + np.asarray([len(episodes), 0], np.int64))
+            episodes.extend(store.episodes)
+        return cls(config, data, episodes, np.concatenate(anchors))
+
     def __len__(self) -> int:
         return len(self.anchors)
 
@@ -170,8 +197,8 @@ class WindowStore:
         return {"mean": flat.mean(1).tolist(), "std": flat.std(1).clamp_min(1e-6).tolist()}
 
     def normalization_stats(self) -> dict[str, dict[str, list[float]]]:
-        """Action/state q01/q99 and value mean/std from the dataset's stats (a joint that never
-        moves gets a ±1e-3 band, since q99 must exceed q01)."""
+        """Action/state q01/q99 (from the dataset's stats, else from the frames) and value
+        mean/std (a joint that never moves gets a ±1e-3 band, since q99 must exceed q01)."""
         stats = {}
         for group, key in (("action", ACTION_KEY), ("state", STATE_KEY)):
             if key in self.stats:

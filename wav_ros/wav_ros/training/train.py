@@ -38,7 +38,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", type=Path, required=True, help="LeRobot v2.x dataset root")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="LeRobot v2.x dataset root(s); several are trained on as one",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument(
         "--stage",
@@ -109,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     steps = {stage: args.steps for stage in stages}
     steps.update(_stage_steps(args.stage_steps))
     return TrainConfig(
-        dataset=args.dataset,
+        datasets=tuple(args.dataset),
         out=args.out,
         stages=stages,
         steps=steps,

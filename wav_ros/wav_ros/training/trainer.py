@@ -97,11 +97,11 @@ class Trainer:
     def _load_store(self, policy: nn.Module) -> WindowStore:
         if self.store is None:
             started = time.perf_counter()
-            self.store = WindowStore.from_dataset(
-                self.config.dataset, policy.config, self.config.data
+            self.store = WindowStore.from_datasets(
+                list(self.config.datasets), policy.config, self.config.data
             )
             self._log(
-                f"dataset {self.config.dataset}: {len(self.store.episodes)} episodes "
+                f"{_names(self.config.datasets)}: {len(self.store.episodes)} episodes "
                 f"({self.store.num_failed_episodes} failed), {len(self.store)} windows, "
                 f"loaded in {time.perf_counter() - started:.0f} s"
             )
@@ -228,7 +228,7 @@ class Trainer:
         if stage == "value" and store.num_failed_episodes == 0:
             raise ValueError(
                 f"value training needs failed or perturbed rollouts, but every episode of "
-                f"{config.dataset} succeeded (record some with --noise/--perturbation)"
+                f"{_names(config.datasets)} succeeded (record some with --noise/--perturbation)"
             )
         if stage != "tokenizer":
             store = self._ensure_latents(policy)
@@ -448,10 +448,18 @@ def _tokenizer_key(policy: nn.Module, config: TrainConfig) -> str:
         digest.update(tensor.detach().cpu().numpy().tobytes())
     digest.update(
         json.dumps(
-            [str(config.dataset.resolve()), config.data.frame_stride, config.data.max_episodes]
+            [
+                [str(root.resolve()) for root in config.datasets],
+                config.data.frame_stride,
+                config.data.max_episodes,
+            ]
         ).encode()
     )
     return digest.hexdigest()
+
+
+def _names(datasets: tuple[Path, ...]) -> str:
+    return "dataset " + " + ".join(str(root) for root in datasets)
 
 
 def _device_name(device: torch.device) -> str:
