@@ -144,9 +144,10 @@ def test_several_datasets_are_one_store_of_all_their_windows(dataset):
         assert tuple(one.anchors[index % len(one)]) == (episode % len(one.episodes), t)
     batch = both.batch(64, seed=0, step=0, images=True)
     assert set(batch["episode_index"].tolist()) == {0, 1, 2, 3}
-    for i, (episode, t) in enumerate(zip(batch["episode_index"], batch["frame_index"])):
-        source = one.episodes[int(episode) % len(one.episodes)]
-        np.testing.assert_array_equal(batch["state"][i].numpy(), source.state[int(t)])
+    starts = zip(batch["episode_index"].tolist(), batch["frame_index"].tolist(), strict=True)
+    for i, (episode, t) in enumerate(starts):
+        source = one.episodes[episode % len(one.episodes)]
+        np.testing.assert_array_equal(batch["state"][i].numpy(), source.state[t])
     # several datasets' quantiles come from all their frames (read here from the files)
     reader = LeRobotDataset(dataset)
     actions = [reader.episode(i)["action"] for i in range(reader.num_episodes)]
