@@ -76,3 +76,17 @@ def test_one_episode_runs_through_a_real_graph_and_is_reused_on_the_next_run(tmp
     mtime = (tmp_path / "episodes" / "001000.json").stat().st_mtime_ns
     assert evaluate_graph(config) == results  # cached: no second bringup
     assert (tmp_path / "episodes" / "001000.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.ros
+def test_without_the_overlay_the_graph_refuses_to_start_and_records_no_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # What `PYTHONPATH=wav_ros python -m ...` did after `source scripts/activate.sh`: the
+    # package imports, the generated messages do not.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    config = GraphEvalConfig(task="transfer_cube", episodes=1, seed=1000, out_dir=tmp_path)
+    with pytest.raises(RuntimeError, match=r"source scripts/activate\.sh"):
+        evaluate_graph(config)
+    assert not (tmp_path / "episodes").exists()

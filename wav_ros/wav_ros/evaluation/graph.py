@@ -164,8 +164,25 @@ def _short_reason(reason: str) -> str:
     return reason.split(":")[0] if reason.startswith(("plan refused", "the executor")) else reason
 
 
+def require_graph_environment() -> None:
+    """Refuse to start when bringup could not even import the messages (no colcon overlay on
+    PYTHONPATH): every episode would be cached as a failure of the model instead."""
+    probe = "import rclpy, wav_interfaces.msg, wav_interfaces.action, wav_interfaces.srv"
+    probe += "; wav_interfaces.msg.Observation; wav_interfaces.action.ExecuteTrajectory"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(
+            f"the node graph cannot start here ({last}): run `source scripts/activate.sh` "
+            "first and keep the PYTHONPATH it sets (the colcon overlay with wav_interfaces)"
+        )
+
+
 def evaluate_graph(config: GraphEvalConfig) -> dict[str, Any]:
     """Run the missing episodes of seeds seed..seed+episodes-1 and summarise them all."""
+    require_graph_environment()
     identity = claim_out_dir(config)  # digests the checkpoint's weights: once per run
     episodes = []
     for seed in range(config.seed, config.seed + config.episodes):

@@ -17,7 +17,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ PACKAGE_DIR = Path(wav_ros.__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
 DIRECT = REPO_DIR / "reports" / "baselines" / "direct_tiny"
 TRAINING = REPO_DIR / "reports" / "training"
-COMMAND = "PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes 50 --workers 2"
+#: After `source scripts/activate.sh`, whose PYTHONPATH the node-graph section needs.
+COMMAND = "python -m wav_ros.training.report --episodes 50 --workers 2"
 
 
 POLICY_KEYS = ("wav", "wav_k0", "direct", "expert")
@@ -146,7 +147,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# wav_ros evaluation report",
         "",
-        f"Regenerate: `{report['command']}` (from the repository root; episodes are cached "
+        f"Regenerate: `{report['command']}` (from the repository root, after `source "
+        "scripts/activate.sh`; episodes are cached "
         f"under `{report['eval_dir']}`, one folder per policy, checkpoint and planner digest, "
         "and resumed).",
         "",
@@ -245,6 +247,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def graph_episodes(args: argparse.Namespace) -> dict[str, Any]:
+    """Transfer_cube through the node graph, cached in a folder of its own per checkpoint and
+    parameter files (like the harness's episodes), so a retrained model starts afresh."""
+    config = GraphEvalConfig(
+        task="transfer_cube",
+        episodes=args.graph_episodes,
+        seed=args.seed,
+        out_dir=args.eval_dir,
+        checkpoint=str(args.checkpoint),
+    )
+    identity = config.identity()
+    folder = f"{identity['checkpoint_digest']}-config-{identity['config_digest']}"
+    out_dir = args.eval_dir / "graph" / "transfer_cube" / folder
+    return evaluate_graph(replace(config, out_dir=out_dir))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -309,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": COMMAND
         if args.episodes >= 50
-        else f"PYTHONPATH=wav_ros python -m wav_ros.training.report --episodes {args.episodes} "
+        else f"python -m wav_ros.training.report --episodes {args.episodes} "
         f"--workers {args.workers}",
         "eval_dir": str(args.eval_dir),
         "tasks": list(args.tasks),
@@ -322,17 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoints": {"wav": str(args.checkpoint), "direct": str(args.direct)},
         "planner": asdict(EVAL_PLANNER),
         "success": success,
-        "graph": evaluate_graph(
-            GraphEvalConfig(
-                task="transfer_cube",
-                episodes=args.graph_episodes,
-                seed=args.seed,
-                out_dir=args.eval_dir / "graph" / "transfer_cube",
-                checkpoint=str(args.checkpoint),
-            )
-        )
-        if args.graph_episodes
-        else None,
+        "graph": graph_episodes(args) if args.graph_episodes else None,
         "latency": planning_latency(args.checkpoint, args.direct, args.latency_repeats),
         "training": training_cost(
             {
