@@ -161,6 +161,24 @@ def test_several_datasets_are_one_store_of_all_their_windows(dataset):
     assert WindowStore.from_datasets([dataset], config, data).stats == one.stats
 
 
+def test_datasets_of_different_robots_are_not_mixed(dataset, tmp_path):
+    """A dataset whose actions are 7 wide (one arm) beside our 14-wide one is refused."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    one_arm = tmp_path / "one_arm"
+    shutil.copytree(dataset, one_arm)
+    for path in (one_arm / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        narrow = pa.array([row[:7] for row in table.column("action").to_pylist()])
+        index = table.column_names.index("action")
+        pq.write_table(table.set_column(index, "action", narrow), path)
+    with pytest.raises(ValueError, match="differ in"):
+        WindowStore.from_datasets([dataset, one_arm], micro_config(), DataConfig(frame_stride=2))
+
+
 def test_batches_depend_only_on_seed_step_and_rank(dataset):
     store = WindowStore.from_dataset(dataset, micro_config(), DataConfig(frame_stride=2))
     first = store.batch(8, seed=3, step=5, images=True)

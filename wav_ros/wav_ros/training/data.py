@@ -148,6 +148,11 @@ class WindowStore:
                 remaining -= len(stores[-1].episodes)
         if len(stores) == 1:
             return stores[0]
+        widths = {(s.episodes[0].state.shape[1], s.episodes[0].action.shape[1]) for s in stores}
+        if len(widths) > 1:
+            raise ValueError(
+                f"datasets {[str(r) for r in roots]} differ in (state, action) widths {widths}"
+            )
         episodes, anchors = [], []
         for store in stores:
             anchors.append(store.anchors + np.asarray([len(episodes), 0], np.int64))
