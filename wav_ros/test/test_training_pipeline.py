@@ -14,6 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from wav_ros.data.lerobot_format import LeRobotDataset, LeRobotDatasetWriter, WriterConfig
 from wav_ros.data.record import record_episode
@@ -191,15 +192,28 @@ def test_batches_depend_only_on_seed_step_and_rank(dataset):
     assert len(picks) == 3
 
 
-def test_resumed_stage_continues_the_uninterrupted_loss_curve(dataset, model_json, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.8])
+def test_resumed_stage_continues_the_uninterrupted_loss_curve(
+    dataset, model_json, tmp_path, ema_decay
+):
     steps = {"tokenizer": 2, "video": 6}
     straight = train_config(
-        dataset, tmp_path / "straight", model_json, ("tokenizer", "video"), steps
+        dataset,
+        tmp_path / "straight",
+        model_json,
+        ("tokenizer", "video"),
+        steps,
+        ema_decay=ema_decay,
     )
     Trainer(straight).run()
 
     interrupted = train_config(
-        dataset, tmp_path / "resumed", model_json, ("tokenizer", "video"), steps
+        dataset,
+        tmp_path / "resumed",
+        model_json,
+        ("tokenizer", "video"),
+        steps,
+        ema_decay=ema_decay,
     )
     trainer = Trainer(interrupted)
     original_batch = WindowStore.batch
@@ -230,6 +244,12 @@ def test_resumed_stage_continues_the_uninterrupted_loss_curve(dataset, model_jso
     b = WAVPolicy.from_pretrained(video_dir / "final").state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    if ema_decay:  # the final weights are the average, not the last step's weights
+        last = video_dir / "checkpoint-000006"
+        average = torch.load(last / "ema.pt", weights_only=True)["shadow"]
+        raw = load_file(last / "state" / "model.safetensors")
+        assert average and all(torch.equal(b[name], average[name]) for name in average)
+        assert any(not torch.equal(raw[f"policy.{name}"], average[name]) for name in average)
 
 
 def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_json, tmp_path):
@@ -449,6 +469,8 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         TrainConfig(datasets=dataset, out=tmp_path, value_conditioning="oracle")
     with pytest.raises(ValueError, match="feature_noise_level"):
         TrainConfig(datasets=dataset, out=tmp_path, feature_noise_level=0.0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(datasets=dataset, out=tmp_path, ema_decay=1.0)
     with pytest.raises(ValueError, match="cameras"):
         WindowStore.from_dataset(dataset, WAVConfig(camera_names=("cam_nowhere",)))
     with pytest.raises(ValueError, match="at least one"):
@@ -478,13 +500,15 @@ def test_cli_maps_onto_the_config(tmp_path):
             "sampled_chunk",
             "--feature-noise-level",
             "0.5",
+            "--ema-decay",
+            "0.999",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
     assert config.steps == {"tokenizer": 5, "video": 5, "value": 5, "action": 7}
     assert config.data.frame_stride == 4 and config.torch_threads == 1
     assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
-    assert config.datasets == (tmp_path,)
+    assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
     several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])

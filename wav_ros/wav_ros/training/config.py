@@ -44,6 +44,10 @@ class TrainConfig:
     """Linear warm-up, then cosine decay to 10 % over the stage."""
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
+    ema_decay: float = 0.0
+    """Decay of an exponential moving average of the trained weights (0: none; 0.999 averages
+    about the last 1,000 steps). Checkpoints' pretrained/ and final/ then hold the average;
+    the raw weights stay in the resumable state."""
     save_every: int = 200
     """Steps between resumable checkpoints (also written at the end of a stage)."""
     keep_checkpoints: int = 2
@@ -110,6 +114,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.weight_decay < 0 or not self.grad_clip > 0:
             raise ValueError("weight_decay must be >= 0 and grad_clip > 0")
         if self.mixed_precision not in ("no", "fp16", "bf16"):

@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="save an exponential moving average of the weights (e.g. 0.999; 0: off)",
+    )
     parser.add_argument("--save-every", type=int, default=200)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument(
@@ -125,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         warmup_steps=args.warmup,
+        ema_decay=args.ema_decay,
         save_every=args.save_every,
         log_every=args.log_every,
         eval_every=args.eval_every,

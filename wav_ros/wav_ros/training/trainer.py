@@ -5,8 +5,11 @@ Run layout under `TrainConfig.out`:
     stages/<stage>/checkpoint-<step>/state/        accelerate state: weights, optimizer,
                                                    scheduler, RNG (what resuming restores)
     stages/<stage>/checkpoint-<step>/pretrained/   the same weights in save_pretrained format
+                                                   (the EMA weights where ema_decay > 0)
+    stages/<stage>/checkpoint-<step>/ema.pt        the EMA's shadow weights (ema_decay > 0)
     stages/<stage>/checkpoint-<step>/trainer_state.json
     stages/<stage>/final/                          save_pretrained of the finished stage
+                                                   (its EMA weights where ema_decay > 0)
     stages/<stage>/eval/step-<step>/               closed-loop evaluations during training
     latents.pt                                     cached VAE latents (keyed by the tokenizer)
     metrics.jsonl                                  {"stage", "step", "loss", "lr", ...} rows
@@ -25,6 +28,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +37,14 @@ from torch import Tensor, nn
 
 from wav_ros.training.config import TrainConfig
 from wav_ros.training.data import WindowStore, _mix
+from wav_ros.training.ema import WeightEMA
 from wav_ros.training.policies import load_policy
 
 if TYPE_CHECKING:
     from wav_ros.model import WAVPolicy
 
 TRAINER_STATE = "trainer_state.json"
+EMA_STATE = "ema.pt"
 
 
 class StageLoss(nn.Module):
@@ -249,15 +255,23 @@ class Trainer:
         )
         accelerator.free_memory()  # save_state/load_state cover only this stage's objects
         module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+        ema = None
+        if config.ema_decay:
+            named = {name: p for name, p in policy.named_parameters() if p.requires_grad}
+            ema = WeightEMA(named, config.ema_decay)
         start, elapsed = 0, 0.0
         if checkpoint is not None:
             accelerator.load_state(str(checkpoint / "state"))
             state = json.loads((checkpoint / TRAINER_STATE).read_text())
             start, elapsed = int(state["step"]), float(state["elapsed_s"])
+            if ema is not None:
+                ema.load_state_dict(_load_ema_state(checkpoint))
             self._log(f"stage {stage}: resumed from {checkpoint} at step {start}")
         self._trim_metrics(stage, start)
         module.train()
-        self._run_steps(module, optimizer, scheduler, trainable, stage, start, steps, elapsed)
+        self._run_steps(module, optimizer, scheduler, trainable, ema, stage, start, steps, elapsed)
+        if ema is not None:
+            ema.copy_to_parameters()
         trained = accelerator.unwrap_model(module).policy.eval()
         if accelerator.is_main_process:
             trained.save_pretrained(final)
@@ -271,6 +285,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         trainable: list[nn.Parameter],
+        ema: WeightEMA | None,
         stage: str,
         start: int,
         steps: int,
@@ -308,6 +323,8 @@ class Trainer:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update()
             elapsed += time.perf_counter() - began
             done = step + 1
             rate = window_steps * config.batch_size * world / (time.perf_counter() - window_start)
@@ -330,20 +347,25 @@ class Trainer:
                     }
                 )
             if done % config.save_every == 0 or done == steps:
-                self._save_checkpoint(module, stage, done, elapsed)
+                self._save_checkpoint(module, ema, stage, done, elapsed)
                 self._update_summary(stage, done, steps, elapsed)
             if config.eval_every and stage == "action" and done % config.eval_every == 0:
-                self._evaluate(module, stage, done)
+                self._evaluate(module, ema, stage, done)
         bar.close()
 
     # ------------------------------------------------------------------ outputs
-    def _save_checkpoint(self, module: nn.Module, stage: str, step: int, elapsed: float) -> None:
+    def _save_checkpoint(
+        self, module: nn.Module, ema: WeightEMA | None, stage: str, step: int, elapsed: float
+    ) -> None:
         accelerator = self.accelerator
         stage_dir = self.config.out / "stages" / stage
         folder = stage_dir / f"checkpoint-{step:06d}"
         accelerator.save_state(str(folder / "state"))
         if accelerator.is_main_process:
-            accelerator.unwrap_model(module).policy.save_pretrained(folder / "pretrained")
+            with _averaged(ema):
+                accelerator.unwrap_model(module).policy.save_pretrained(folder / "pretrained")
+            if ema is not None:
+                torch.save(ema.state_dict(), folder / EMA_STATE)
             # Written last: a checkpoint without it is incomplete and never resumed from.
             (folder / TRAINER_STATE).write_text(
                 json.dumps(
@@ -366,8 +388,9 @@ class Trainer:
                 shutil.rmtree(old)
         accelerator.wait_for_everyone()
 
-    def _evaluate(self, module: nn.Module, stage: str, step: int) -> None:
-        """Closed-loop success of the current weights (main process; the others wait)."""
+    def _evaluate(self, module: nn.Module, ema: WeightEMA | None, stage: str, step: int) -> None:
+        """Closed-loop success of the weights a checkpoint would hold now (main process; the
+        others wait)."""
         accelerator = self.accelerator
         if accelerator.is_main_process:
             import functools
@@ -376,7 +399,8 @@ class Trainer:
             from wav_ros.training.policies import make_eval_policy
 
             folder = self.config.out / "stages" / stage / "eval" / f"step-{step:06d}"
-            accelerator.unwrap_model(module).policy.save_pretrained(folder / "weights")
+            with _averaged(ema):
+                accelerator.unwrap_model(module).policy.save_pretrained(folder / "weights")
             results = evaluate(
                 functools.partial(make_eval_policy, str(folder / "weights")),
                 tasks=self.config.eval_tasks,
@@ -434,6 +458,21 @@ class Trainer:
             "loss_end": sum(tail) / len(tail) if losses else None,
         }
         self.summary_path.write_text(json.dumps(summary, indent=1))
+
+
+def _averaged(ema: WeightEMA | None) -> Any:
+    """A block in which the policy holds the weights checkpoints save."""
+    return ema.averaged_weights() if ema is not None else nullcontext()
+
+
+def _load_ema_state(checkpoint: Path) -> dict[str, Any]:
+    path = checkpoint / EMA_STATE
+    if not path.is_file():
+        raise ValueError(
+            f"{checkpoint} was written without EMA, and this run has --ema-decay: resume it "
+            "without --ema-decay, or start the stage over (--no-resume)"
+        )
+    return torch.load(path, weights_only=True)
 
 
 def _is_default_latent(policy: nn.Module) -> bool:
