@@ -180,6 +180,71 @@ def test_datasets_of_different_robots_are_not_mixed(dataset, tmp_path):
         WindowStore.from_datasets([dataset, one_arm], micro_config(), DataConfig(frame_stride=2))
 
 
+def mark_first_episode_successful(dataset: Path, copy: Path) -> Path:
+    """A copy of the dataset whose first episode ends in success (its 24 steps do not)."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(dataset, copy)
+    for path in (copy / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        episode = np.asarray(table.column("episode_index"))
+        index = table.column_names.index("next.success")
+        table = table.set_column(index, "next.success", pa.array(episode == 0))
+        pq.write_table(table, path)
+    return copy
+
+
+def test_imitation_windows_leave_out_the_failed_episodes(dataset, tmp_path):
+    config = micro_config()
+    data = mark_first_episode_successful(dataset, tmp_path / "one_success")
+    every = WindowStore.from_dataset(data, config, DataConfig(frame_stride=2))
+    assert [e.success for e in every.episodes] == [True, False]
+    assert every.imitation_windows() is every  # imitate="all", the default
+    store = WindowStore.from_dataset(data, config, DataConfig(frame_stride=2, imitate="successful"))
+    windows = store.imitation_windows()
+    np.testing.assert_array_equal(windows.anchors, every.anchors[every.anchors[:, 0] == 0])
+    assert windows.episodes is store.episodes and len(store) == len(every)
+    assert set(windows.batch(32, seed=0, step=0, images=True)["episode_index"].tolist()) == {0}
+    none_succeeded = WindowStore.from_dataset(
+        dataset, config, DataConfig(frame_stride=2, imitate="successful")
+    )
+    with pytest.raises(ValueError, match="no episode of the dataset succeeded"):
+        none_succeeded.imitation_windows()
+
+
+def test_only_the_action_stage_imitates_only_successful_episodes(
+    dataset, model_json, tmp_path, monkeypatch
+):
+    data = mark_first_episode_successful(dataset, tmp_path / "one_success")
+    latent_batches: list[set[int]] = []  # episodes of each batch after the tokenizer, in order
+    real_batch = WindowStore.batch
+
+    def recording_batch(self, *args, **kwargs):
+        batch = real_batch(self, *args, **kwargs)
+        if not kwargs["images"]:
+            latent_batches.append(set(batch["episode_index"].tolist()))
+        return batch
+
+    monkeypatch.setattr(WindowStore, "batch", recording_batch)
+    config = train_config(
+        data,
+        tmp_path / "run",
+        model_json,
+        ("tokenizer", "video", "value", "action"),
+        {"tokenizer": 1, "video": 3, "value": 3, "action": 3},
+        batch_size=16,
+        data=DataConfig(frame_stride=2, imitate="successful"),
+    )
+    Trainer(config).run()
+    assert len(latent_batches) == 9
+    video, value, action = latent_batches[:3], latent_batches[3:6], latent_batches[6:]
+    assert set().union(*video) == {0, 1} and set().union(*value) == {0, 1}
+    assert set().union(*action) == {0}
+
+
 def test_batches_depend_only_on_seed_step_and_rank(dataset):
     store = WindowStore.from_dataset(dataset, micro_config(), DataConfig(frame_stride=2))
     first = store.batch(8, seed=3, step=5, images=True)
@@ -465,6 +530,8 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         TrainConfig(datasets=dataset, out=tmp_path, stages=("video",), steps={"video": 0})
     with pytest.raises(ValueError, match="frame_stride"):
         DataConfig(frame_stride=0)
+    with pytest.raises(ValueError, match="imitate"):
+        DataConfig(imitate="best")
     with pytest.raises(ValueError, match="value_conditioning"):
         TrainConfig(datasets=dataset, out=tmp_path, value_conditioning="oracle")
     with pytest.raises(ValueError, match="feature_noise_level"):
@@ -502,6 +569,8 @@ def test_cli_maps_onto_the_config(tmp_path):
             "0.5",
             "--ema-decay",
             "0.999",
+            "--imitate",
+            "successful",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
@@ -509,8 +578,10 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.data.frame_stride == 4 and config.torch_threads == 1
     assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
     assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
+    assert config.data.imitate == "successful"
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
+    assert single.data.imitate == "all"
     several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])
     assert several.datasets == (Path("a"), Path("b"))
 

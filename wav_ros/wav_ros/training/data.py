@@ -24,6 +24,7 @@ from wav_ros.model import WAVConfig, resize_images
 
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
+IMITATE: tuple[str, ...] = ("all", "successful")
 
 
 @dataclass
@@ -37,8 +38,14 @@ class DataConfig:
     """Per-frame value label column (ours: (1 - gamma)·return-to-go in [0, 1])."""
     max_episodes: int | None = None
     """Use only the first N episodes (None: all)."""
+    imitate: str = "all"
+    """Episodes the action stage imitates (WAV's action expert, the direct baseline): "all",
+    or "successful", which leaves the failed rollouts, recorded so that the value expert sees
+    both outcomes, to the video and value stages instead of teaching the arms to fail."""
 
     def __post_init__(self) -> None:
+        if self.imitate not in IMITATE:
+            raise ValueError(f"imitate must be one of {IMITATE}, got {self.imitate!r}")
         if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
             raise ValueError(f"frame_stride must be a positive int, got {self.frame_stride!r}")
         if self.max_episodes is not None and self.max_episodes < 1:
@@ -169,6 +176,17 @@ class WindowStore:
     @property
     def num_failed_episodes(self) -> int:
         return sum(not e.success for e in self.episodes)
+
+    def imitation_windows(self) -> WindowStore:
+        """The windows the action stage draws from (`DataConfig.imitate`): this store, or a
+        view of it without the failed episodes' windows (the episodes themselves are shared,
+        so latents cached in either serve both)."""
+        if self.data.imitate == "all":
+            return self
+        keep = np.fromiter((self.episodes[e].success for e in self.anchors[:, 0]), bool)
+        if not keep.any():
+            raise ValueError("imitate='successful', but no episode of the dataset succeeded")
+        return replace(self, anchors=self.anchors[keep])
 
     def all_images(self) -> np.ndarray:
         """Every kept frame of every view, (N, H, W, 3) uint8 (for the tokenizer stage)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from wav_ros.model.configuration_wav import VALUE_CONDITIONING
 from wav_ros.training.config import WAV_STAGES, TrainConfig
-from wav_ros.training.data import DataConfig
+from wav_ros.training.data import IMITATE, DataConfig
 
 
 def _stage_steps(values: list[str]) -> dict[str, int]:
@@ -88,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "--frame-stride", type=int, default=1, help="windows start at every k-th frame"
     )
     parser.add_argument("--max-episodes", type=int, default=None)
+    parser.add_argument(
+        "--imitate",
+        choices=IMITATE,
+        default="all",
+        help="episodes the action stage imitates (successful: not the failed rollouts, which "
+        "the video and value stages still see)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
     parser.add_argument(
@@ -139,7 +146,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         eval_tasks=tuple(args.eval_tasks),
         seed=args.seed,
         resume=not args.no_resume,
-        data=DataConfig(frame_stride=args.frame_stride, max_episodes=args.max_episodes),
+        data=DataConfig(
+            frame_stride=args.frame_stride, max_episodes=args.max_episodes, imitate=args.imitate
+        ),
         mixed_precision=args.mixed_precision,
         progress=not args.no_progress,
         torch_threads=args.torch_threads,

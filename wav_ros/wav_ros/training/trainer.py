@@ -241,6 +241,10 @@ class Trainer:
             if stage in ("video", "action") and checkpoint is None and _is_default_latent(policy):
                 policy.set_normalization({"latent": store.latent_stats()})
                 self._log(f"latent normalisation set from the data: {store.latent_stats()}")
+        if stage == "action":
+            store = store.imitation_windows()
+            if store is not self.store:
+                self._log(f"stage action: imitating {len(store)} windows of successful episodes")
         steps = config.steps[stage]
         policy.requires_grad_(False)
         trainable = policy.stage_parameters(stage)
@@ -269,7 +273,9 @@ class Trainer:
             self._log(f"stage {stage}: resumed from {checkpoint} at step {start}")
         self._trim_metrics(stage, start)
         module.train()
-        self._run_steps(module, optimizer, scheduler, trainable, ema, stage, start, steps, elapsed)
+        self._run_steps(
+            module, optimizer, scheduler, trainable, ema, store, stage, start, steps, elapsed
+        )
         if ema is not None:
             ema.copy_to_parameters()
         trained = accelerator.unwrap_model(module).policy.eval()
@@ -286,6 +292,7 @@ class Trainer:
         scheduler: Any,
         trainable: list[nn.Parameter],
         ema: WeightEMA | None,
+        windows: WindowStore,
         stage: str,
         start: int,
         steps: int,
@@ -294,7 +301,6 @@ class Trainer:
         from tqdm.auto import tqdm
 
         config, accelerator = self.config, self.accelerator
-        assert self.store is not None
         rank, world = accelerator.process_index, accelerator.num_processes
         on_cpu = accelerator.device.type == "cpu"
         bar = tqdm(
@@ -308,7 +314,7 @@ class Trainer:
         window_start = time.perf_counter()
         for window_steps, step in enumerate(range(start, steps), start=1):
             began = time.perf_counter()
-            batch = self.store.batch(
+            batch = windows.batch(
                 config.batch_size, config.seed, step, rank, images=stage == "tokenizer"
             )
             # The model draws some noise on the CPU and some on its device: a seeded generator
