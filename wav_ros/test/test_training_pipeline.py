@@ -162,26 +162,8 @@ def test_several_datasets_are_one_store_of_all_their_windows(dataset):
     assert WindowStore.from_datasets([dataset], config, data).stats == one.stats
 
 
-def test_datasets_of_different_robots_are_not_mixed(dataset, tmp_path):
-    """A dataset whose actions are 7 wide (one arm) beside our 14-wide one is refused."""
-    import shutil
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    one_arm = tmp_path / "one_arm"
-    shutil.copytree(dataset, one_arm)
-    for path in (one_arm / "data").rglob("*.parquet"):
-        table = pq.read_table(path)
-        narrow = pa.array([row[:7] for row in table.column("action").to_pylist()])
-        index = table.column_names.index("action")
-        pq.write_table(table.set_column(index, "action", narrow), path)
-    with pytest.raises(ValueError, match="differ in"):
-        WindowStore.from_datasets([dataset, one_arm], micro_config(), DataConfig(frame_stride=2))
-
-
-def mark_first_episode_successful(dataset: Path, copy: Path) -> Path:
-    """A copy of the dataset whose first episode ends in success (its 24 steps do not)."""
+def copy_with_column(dataset: Path, copy: Path, column: str, values) -> Path:
+    """A copy of the dataset whose `column` is `values(table)` in every parquet file."""
     import shutil
 
     import pyarrow as pa
@@ -190,11 +172,31 @@ def mark_first_episode_successful(dataset: Path, copy: Path) -> Path:
     shutil.copytree(dataset, copy)
     for path in (copy / "data").rglob("*.parquet"):
         table = pq.read_table(path)
-        episode = np.asarray(table.column("episode_index"))
-        index = table.column_names.index("next.success")
-        table = table.set_column(index, "next.success", pa.array(episode == 0))
-        pq.write_table(table, path)
+        index = table.column_names.index(column)
+        pq.write_table(table.set_column(index, column, pa.array(values(table))), path)
     return copy
+
+
+def test_datasets_of_different_robots_are_not_mixed(dataset, tmp_path):
+    """A dataset whose actions are 7 wide (one arm) beside our 14-wide one is refused."""
+    one_arm = copy_with_column(
+        dataset,
+        tmp_path / "one_arm",
+        "action",
+        lambda table: [row[:7] for row in table.column("action").to_pylist()],
+    )
+    with pytest.raises(ValueError, match="differ in"):
+        WindowStore.from_datasets([dataset, one_arm], micro_config(), DataConfig(frame_stride=2))
+
+
+def mark_first_episode_successful(dataset: Path, copy: Path) -> Path:
+    """A copy of the dataset whose first episode ends in success (its 24 steps do not)."""
+    return copy_with_column(
+        dataset,
+        copy,
+        "next.success",
+        lambda table: np.asarray(table.column("episode_index")) == 0,
+    )
 
 
 def test_imitation_windows_leave_out_the_failed_episodes(dataset, tmp_path):
