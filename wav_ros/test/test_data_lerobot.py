@@ -81,6 +81,11 @@ def test_write_read_round_trip_is_lossless(tmp_path):
         _, values = discounted_value_labels(episode.reward, bool(episode.success[-1]), 0.99)
         np.testing.assert_allclose(read["value"], values)
     assert all(dataset.verify(i) for i in range(3))
+    without = LeRobotDataset(root).episode(1, images=False)  # every column but the cameras
+    full = dataset.episode(1)
+    assert set(without) == set(full) - set(dataset.camera_keys)
+    for key in without:
+        np.testing.assert_array_equal(without[key], full[key])
     frame = dataset[8]  # second episode, frame 1
     assert frame["episode_index"] == 1 and frame["frame_index"] == 1 and frame["index"] == 8
 
@@ -109,6 +114,7 @@ def test_video_mode_writes_mp4_and_reads_back_close(tmp_path):
     assert (root / "videos/chunk-000/observation.images.cam_high/episode_000000.mp4").is_file()
     frames = LeRobotDataset(root).episode(0)["observation.images.cam_high"]
     assert frames.shape == (6, 32, 32, 3)
+    assert "observation.images.cam_high" not in LeRobotDataset(root).episode(0, images=False)
     assert np.abs(frames.astype(int) - smooth).mean() < 8  # lossy, but the same picture
 
 

@@ -319,6 +319,49 @@ def test_resumed_stage_continues_the_uninterrupted_loss_curve(
         assert any(not torch.equal(raw[f"policy.{name}"], average[name]) for name in average)
 
 
+def test_runs_sharing_a_latent_cache_read_no_images(dataset, model_json, tmp_path, monkeypatch):
+    import wav_ros.data.lerobot_format as lerobot_format
+
+    cache = tmp_path / "shared" / "latents.pt"
+    steps = {"tokenizer": 2, "video": 2, "value": 2}
+    first = train_config(
+        dataset, tmp_path / "first", model_json, ("tokenizer", "video"), steps, latent_cache=cache
+    )
+    Trainer(first).run()
+    assert cache.is_file() and not (first.out / "latents.pt").exists()
+    encoded = torch.load(cache, weights_only=True)
+
+    def no_decoding(data: bytes) -> np.ndarray:
+        raise AssertionError("an image was decoded although its latents were cached")
+
+    monkeypatch.setattr(lerobot_format, "_decode_png", no_decoding)
+    init = first.out / "stages" / "video" / "final"  # the same tokenizer: the cache fits
+    second_config = train_config(
+        dataset, tmp_path / "second", model_json, ("value",), steps, init=init, latent_cache=cache
+    )
+    second = Trainer(second_config)
+    second.run()
+    assert sorted(metric_rows(second_config.out, "value")) == [1, 2]
+    assert not second.store.has_images
+    for episode, latents in zip(second.store.episodes, encoded["latents"], strict=True):
+        assert torch.equal(episode.latents, latents)
+
+    # other windows (every frame instead of every 2nd) must not reuse those latents
+    monkeypatch.undo()
+    strided = train_config(
+        dataset,
+        tmp_path / "third",
+        model_json,
+        ("value",),
+        steps,
+        init=init,
+        latent_cache=cache,
+        data=DataConfig(frame_stride=1),
+    )
+    Trainer(strided).run()
+    assert torch.load(cache, weights_only=True)["key"] != encoded["key"]
+
+
 def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_json, tmp_path):
     from wav_ros.evaluation import evaluate
     from wav_ros.training.policies import load_policy, make_eval_policy
@@ -573,6 +616,8 @@ def test_cli_maps_onto_the_config(tmp_path):
             "0.999",
             "--imitate",
             "successful",
+            "--latent-cache",
+            str(tmp_path / "latents.pt"),
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
@@ -581,9 +626,10 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
     assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
     assert config.data.imitate == "successful"
+    assert config.latent_cache == tmp_path / "latents.pt"
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
-    assert single.data.imitate == "all"
+    assert single.data.imitate == "all" and single.latent_cache is None
     several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])
     assert several.datasets == (Path("a"), Path("b"))
 

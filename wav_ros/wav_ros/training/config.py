@@ -66,6 +66,11 @@ class TrainConfig:
     """Continue from the newest checkpoint in `out` (finished stages are skipped)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Which windows of the dataset are samples."""
+    latent_cache: Path | None = None
+    """File of the cached VAE latents (None: `out`/latents.pt). Runs on the same data with the
+    same tokenizer may share one (the direct baseline beside its WAV run, a later phase): the
+    file is keyed by the tokenizer's weights, the datasets and the windows' frames, and a run
+    that finds it skips reading the images and encoding them."""
     mixed_precision: str = "no"
     """accelerate's mixed precision: "no", "fp16", "bf16"."""
     progress: bool = True
@@ -89,6 +94,7 @@ class TrainConfig:
             raise ValueError("datasets must name at least one dataset root")
         self.out = Path(self.out)
         self.init = Path(self.init) if self.init is not None else None
+        self.latent_cache = Path(self.latent_cache) if self.latent_cache is not None else None
         self.stages = tuple(self.stages)
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")

@@ -64,7 +64,8 @@ class _Episode:
     frame_rows: np.ndarray
     """(T,) row of each frame in the kept images/latents, -1 where not kept."""
     images: np.ndarray | None
-    """(kept, V, H, W, 3) uint8 at the model's size (None once latents are cached)."""
+    """(kept, V, H, W, 3) uint8 at the model's size (None once latents are cached, or when the
+    store was read without images)."""
     latents: Tensor | None = None
     """(kept, V, C, h, h) float32 raw VAE latents."""
     success: bool = False
@@ -86,8 +87,14 @@ class WindowStore:
 
     @classmethod
     def from_dataset(
-        cls, root: str | Path, config: WAVConfig, data: DataConfig | None = None
+        cls,
+        root: str | Path,
+        config: WAVConfig,
+        data: DataConfig | None = None,
+        images: bool = True,
     ) -> WindowStore:
+        """The windows of one dataset; images=False skips reading the frames (for a run whose
+        latents are cached already, or that only needs the normalisation)."""
         data = data or DataConfig()
         dataset = LeRobotDataset(Path(root))
         cameras = [IMAGE_PREFIX + name for name in config.camera_names]
@@ -105,18 +112,14 @@ class WindowStore:
             count = min(count, data.max_episodes)
         episodes, anchors = [], []
         for index in range(count):
-            columns = dataset.episode(index)
+            columns = dataset.episode(index, images=images)
             length = len(columns[ACTION_KEY])
             starts = np.arange(0, length, data.frame_stride)
             needed = np.unique(np.clip(starts[:, None] + offsets[None], 0, length - 1))
             rows = np.full(length, -1, dtype=np.int64)
             rows[needed] = np.arange(len(needed))
             size = config.tokenizer.image_size
-            images = np.empty((len(needed), len(cameras), size, size, 3), dtype=np.uint8)
-            for row, frame in enumerate(needed):
-                views = {c: columns[c][frame] for c in cameras}
-                resized = resize_images(views, size) if _needs_resize(views, size) else views
-                images[row] = np.stack([resized[c] for c in cameras])
+            kept = _kept_images(columns, cameras, needed, size) if images else None
             if data.value_key not in columns:
                 raise ValueError(f"dataset {root} has no value label column {data.value_key!r}")
             success = bool(columns["next.success"][-1]) if "next.success" in columns else False
@@ -127,7 +130,7 @@ class WindowStore:
                     value=np.asarray(columns[data.value_key], np.float32).reshape(length),
                     instruction=columns["task"],
                     frame_rows=rows,
-                    images=images,
+                    images=kept,
                     success=success,
                 )
             )
@@ -136,7 +139,11 @@ class WindowStore:
 
     @classmethod
     def from_datasets(
-        cls, roots: list[str | Path], config: WAVConfig, data: DataConfig | None = None
+        cls,
+        roots: list[str | Path],
+        config: WAVConfig,
+        data: DataConfig | None = None,
+        images: bool = True,
     ) -> WindowStore:
         """The windows of several datasets as one store (episodes in the order given;
         `max_episodes` counts over all of them). Several datasets' normalisation is computed
@@ -150,7 +157,7 @@ class WindowStore:
             if remaining == 0:
                 break
             part = replace(data, max_episodes=remaining)
-            stores.append(cls.from_dataset(root, config, part))
+            stores.append(cls.from_dataset(root, config, part, images))
             if remaining is not None:
                 remaining -= len(stores[-1].episodes)
         if len(stores) == 1:
@@ -172,6 +179,28 @@ class WindowStore:
     @property
     def has_latents(self) -> bool:
         return all(e.latents is not None for e in self.episodes)
+
+    @property
+    def has_images(self) -> bool:
+        return all(e.images is not None for e in self.episodes)
+
+    def latents_fit(self, latents: list[Tensor]) -> bool:
+        """Whether `latents` (one (kept, V, C, h, h) tensor per episode, as `cache_latents`
+        leaves them) cover exactly this store's kept frames."""
+        views = len(self.config.camera_names)
+        return len(latents) == len(self.episodes) and all(
+            len(lat) == int((e.frame_rows >= 0).sum()) and lat.shape[1] == views
+            for e, lat in zip(self.episodes, latents, strict=False)
+        )
+
+    def attach_latents(self, latents: list[Tensor], key: str) -> None:
+        """Take latents cached earlier by `cache_latents` with the tokenizer `key` names,
+        instead of encoding the frames again; the frames are dropped."""
+        if not self.latents_fit(latents):
+            raise ValueError("the latents do not match this store's episodes and kept frames")
+        for episode, episode_latents in zip(self.episodes, latents, strict=True):
+            episode.latents, episode.images = episode_latents, None
+        self.latent_key = key
 
     @property
     def num_failed_episodes(self) -> int:
@@ -283,7 +312,21 @@ class WindowStore:
 
     def _require_images(self) -> None:
         if any(e.images is None for e in self.episodes):
-            raise RuntimeError("the kept images were replaced by latents already")
+            raise RuntimeError(
+                "no frames in memory: replaced by latents already, or read with images=False"
+            )
+
+
+def _kept_images(
+    columns: dict[str, Any], cameras: list[str], frames: np.ndarray, size: int
+) -> np.ndarray:
+    """The episode's frames the windows need, (kept, V, size, size, 3) uint8."""
+    images = np.empty((len(frames), len(cameras), size, size, 3), dtype=np.uint8)
+    for row, frame in enumerate(frames):
+        views = {c: columns[c][frame] for c in cameras}
+        resized = resize_images(views, size) if _needs_resize(views, size) else views
+        images[row] = np.stack([resized[c] for c in cameras])
+    return images
 
 
 def window_frame_offsets(config: WAVConfig) -> np.ndarray:

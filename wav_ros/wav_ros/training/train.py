@@ -95,6 +95,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="episodes the action stage imitates (successful: not the failed rollouts, which "
         "the video and value stages still see)",
     )
+    parser.add_argument(
+        "--latent-cache",
+        type=Path,
+        default=None,
+        help="cached VAE latents file (default: OUT/latents.pt); runs on the same data with "
+        "the same tokenizer may share one and then skip reading the images",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
     parser.add_argument(
@@ -149,6 +156,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         data=DataConfig(
             frame_stride=args.frame_stride, max_episodes=args.max_episodes, imitate=args.imitate
         ),
+        latent_cache=args.latent_cache,
         mixed_precision=args.mixed_precision,
         progress=not args.no_progress,
         torch_threads=args.torch_threads,

@@ -11,7 +11,8 @@ Run layout under `TrainConfig.out`:
     stages/<stage>/final/                          save_pretrained of the finished stage
                                                    (its EMA weights where ema_decay > 0)
     stages/<stage>/eval/step-<step>/               closed-loop evaluations during training
-    latents.pt                                     cached VAE latents (keyed by the tokenizer)
+    latents.pt                                     cached VAE latents (keyed by the tokenizer
+                                                   and data; TrainConfig.latent_cache moves it)
     metrics.jsonl                                  {"stage", "step", "loss", "lr", ...} rows
     train_summary.json                             wall time, device, loss start/end per stage
 
@@ -36,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from wav_ros.training.config import TrainConfig
-from wav_ros.training.data import WindowStore, _mix
+from wav_ros.training.data import WindowStore, _mix, window_frame_offsets
 from wav_ros.training.ema import WeightEMA
 from wav_ros.training.policies import load_policy
 
@@ -100,16 +101,19 @@ class Trainer:
         if self.accelerator.is_main_process:
             print(message, flush=True)
 
-    def _load_store(self, policy: nn.Module) -> WindowStore:
-        if self.store is None:
+    def _load_store(self, policy: nn.Module, images: bool = False) -> WindowStore:
+        """The run's windows, read once; the frames only where `images` asks for them (the
+        tokenizer stage, latents to encode): reading and decoding them is most of the time."""
+        if self.store is None or (images and not self.store.has_images):
             started = time.perf_counter()
             self.store = WindowStore.from_datasets(
-                list(self.config.datasets), policy.config, self.config.data
+                list(self.config.datasets), policy.config, self.config.data, images=images
             )
             self._log(
                 f"{_names(self.config.datasets)}: {len(self.store.episodes)} episodes "
                 f"({self.store.num_failed_episodes} failed), {len(self.store)} windows, "
-                f"loaded in {time.perf_counter() - started:.0f} s"
+                f"loaded {'with' if images else 'without'} images "
+                f"in {time.perf_counter() - started:.0f} s"
             )
         return self.store
 
@@ -152,26 +156,22 @@ class Trainer:
         return policy
 
     def _ensure_latents(self, policy: nn.Module) -> WindowStore:
-        """Encode the kept frames with the policy's tokenizer once (cached on disk by the
-        tokenizer's weights, so a resumed or later run skips it)."""
-        store = self._load_store(policy)
+        """The store with the policy's VAE latents of the kept frames, encoded once per
+        tokenizer and saved in the latent cache: a resumed or later run with the same tokenizer
+        and data (or pointed at the same `latent_cache`) reads neither frames nor encoder."""
         key = _tokenizer_key(policy, self.config)
-        cache = self.config.out / "latents.pt"
-        if store.has_latents and getattr(store, "latent_key", None) == key:
-            return store
+        if self.store is not None and self.store.latent_key == key:
+            return self.store
+        cache = self.config.latent_cache or self.config.out / "latents.pt"
         if cache.is_file():
             saved = torch.load(cache, weights_only=True)
-            if saved["key"] == key and len(saved["latents"]) == len(store.episodes):
-                for episode, latents in zip(store.episodes, saved["latents"], strict=True):
-                    episode.latents, episode.images = latents, None
-                store.latent_key = key
+            store = self._load_store(policy) if saved["key"] == key else None
+            if store is not None and store.latents_fit(saved["latents"]):
+                store.attach_latents(saved["latents"], key)
                 self._log(f"latents loaded from {cache}")
                 return store
-        if store.has_latents:
-            raise RuntimeError(
-                "latents of another tokenizer are cached and the images dropped; "
-                "rerun the stage in a fresh process"
-            )
+            self._log(f"{cache} holds latents of another tokenizer or data: encoding again")
+        store = self._load_store(policy, images=True)
         from tqdm.auto import tqdm
 
         from wav_ros.model.tokenizer import VisualTokenizer
@@ -193,6 +193,7 @@ class Trainer:
         store.latent_key = key
         self._log(f"latents cached in {time.perf_counter() - started:.0f} s")
         if self.accelerator.is_main_process:
+            cache.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"key": key, "latents": [e.latents for e in store.episodes]}, cache)
         return store
 
@@ -230,7 +231,7 @@ class Trainer:
         checkpoint = latest_checkpoint(stage_dir) if config.resume else None
         if checkpoint is not None:
             policy = load_policy(checkpoint / "pretrained")
-        store = self._load_store(policy)
+        store = self._load_store(policy, images=stage == "tokenizer")
         if stage == "value" and store.num_failed_episodes == 0:
             raise ValueError(
                 f"value training needs failed or perturbed rollouts, but every episode of "
@@ -497,6 +498,7 @@ def _tokenizer_key(policy: nn.Module, config: TrainConfig) -> str:
                 [str(root.resolve()) for root in config.datasets],
                 config.data.frame_stride,
                 config.data.max_episodes,
+                window_frame_offsets(policy.config).tolist(),
             ]
         ).encode()
     )
