@@ -158,7 +158,8 @@ class Trainer:
     def _ensure_latents(self, policy: nn.Module) -> WindowStore:
         """The store with the policy's VAE latents of the kept frames, encoded once per
         tokenizer and saved in the latent cache: a resumed or later run with the same tokenizer
-        and data (or pointed at the same `latent_cache`) reads neither frames nor encoder."""
+        and data (or pointed at the same `latent_cache`) neither reads the frames nor runs the
+        encoder."""
         key = _tokenizer_key(policy, self.config)
         if self.store is not None and self.store.latent_key == key:
             return self.store
