@@ -50,6 +50,9 @@ def test_json_round_trip(preset) -> None:
         (lambda: WAVConfig(memory_frames=True), "memory_frames"),
         (lambda: WAVConfig(action_noise_scale=1.5), "action_noise_scale"),
         (lambda: WAVConfig(action_noise_scale=-0.1), "action_noise_scale"),
+        (lambda: WAVConfig(execute_steps=0), "execute_steps"),
+        (lambda: WAVConfig(chunk_size=16, execute_steps=17), "execute_steps"),
+        (lambda: WAVConfig(execute_steps=12.0), "execute_steps"),
     ],
 )
 def test_invalid_configs_are_rejected_with_the_field_named(build, message: str) -> None:
@@ -62,3 +65,13 @@ def test_unknown_fields_are_rejected() -> None:
     data["video"]["depth"] = 3
     with pytest.raises(ValueError, match=r"unknown fields.*depth"):
         WAVConfig.from_dict(data)
+
+
+def test_execute_steps_defaults_to_half_the_chunk_and_is_saved() -> None:
+    assert WAVConfig(chunk_size=16).execute_steps == 8
+    assert WAVConfig(chunk_size=1).execute_steps == 1
+    config = WAVConfig(chunk_size=16, execute_steps=12)
+    assert WAVConfig.from_dict(json.loads(json.dumps(config.to_dict()))).execute_steps == 12
+    older = WAVConfig.tiny().to_dict()  # a checkpoint saved before the field existed
+    del older["execute_steps"]
+    assert WAVConfig.from_dict(older).execute_steps == older["chunk_size"] // 2

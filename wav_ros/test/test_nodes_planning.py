@@ -3,11 +3,14 @@ the package, one process per node, in local and distributed mode, and its refusa
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from wav_ros.model import WAVConfig
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -122,6 +125,8 @@ def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn
     positions = np.array([point.positions for point in response.trajectory.points])
     assert positions.shape == (16, 14) and np.all(np.isfinite(positions))
     assert response.planning_time > 0 and response.stat_names
+    saved = json.loads((checkpoint / "config.json").read_text())["config"]
+    assert response.execute_steps == WAVConfig.from_dict(saved).execute_steps  # the checkpoint's
 
     # Two calls at once are never interleaved: in local mode the planner spins one thread, so
     # the second waits in its queue and is planned after the first (a busy planner in a

@@ -73,6 +73,20 @@ def test_a_chunk_slowed_to_the_velocity_limits_counts_the_control_steps_it_lasts
     assert control_steps(slowed) == 10
 
 
+def test_points_per_plan_are_the_runners_then_the_plans_then_half_the_chunk():
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from wav_interfaces.srv import Plan
+    from wav_ros.nodes.task_runner import TaskRunnerConfig, steps_per_plan
+
+    points = [JointTrajectoryPoint() for _ in range(16)]
+    plan = Plan.Response(trajectory=JointTrajectory(points=points))
+    assert steps_per_plan(TaskRunnerConfig(instruction="x"), plan) == 8  # an older planner
+    plan.execute_steps = 12  # the checkpoint's setting
+    assert steps_per_plan(TaskRunnerConfig(instruction="x"), plan) == 12
+    assert steps_per_plan(TaskRunnerConfig(instruction="x", steps_per_plan=4), plan) == 4
+
+
 @pytest.mark.parametrize(
     "field", ["steps_per_plan", "max_steps", "goal_resend", "observation_wait"]
 )
@@ -84,13 +98,14 @@ def test_config_refuses_non_positive_budgets(field):
 
 
 class StandInGraph:
-    """A STAND-IN planner (scripted predicted values; "hang" never answers in time) and a
-    stand-in executor that succeeds at once, served over real ROS services and actions: the
-    task runner's loop is what the tests below check. `slow_goals` goal requests are answered
-    only after `answer_delay` s (as if lost in discovery); `events` records what the executor
-    saw, in order. Observations (stamps only) are published at 20 Hz, until the first chunk
-    ends when `camera_fails`; the planner refuses, like the real one, when none is as new as
-    the request's observation_not_before."""
+    """A STAND-IN planner (scripted predicted values; "hang" never answers in time; its plans
+    ask for `execute_steps` points, 0: none said) and a stand-in executor that succeeds at
+    once, served over real ROS services and actions: the task runner's loop is what the tests
+    below check. `slow_goals` goal requests are answered only after `answer_delay` s (as if lost
+    in discovery); `events` records what the executor saw, in order. Observations (stamps
+    only) are published at 20 Hz, until the first chunk ends when `camera_fails`; the planner
+    refuses, like the real one, when none is as new as the request's
+    observation_not_before."""
 
     def __init__(
         self,
@@ -98,6 +113,7 @@ class StandInGraph:
         slow_goals: int = 0,
         answer_delay: float = 0.0,
         camera_fails: bool = False,
+        execute_steps: int = 0,
     ) -> None:
         from rclpy.action import ActionServer, GoalResponse
         from rclpy.callback_groups import ReentrantCallbackGroup
@@ -114,6 +130,7 @@ class StandInGraph:
         self.node = Node("stand_in_graph")
         self.node.create_service(Plan, "/wav/plan", self._plan)
         self.camera_fails = camera_fails
+        self.execute_steps = execute_steps
         self.newest_observation = 0.0
         self.chunk_ends: list[float] = []
         """ROS time (s) at which each chunk's execution ended."""
@@ -166,6 +183,7 @@ class StandInGraph:
             return response
         self.resets.append(bool(request.options.reset_warm_start))
         response.success, response.predicted_value = True, value
+        response.execute_steps = self.execute_steps
         response.trajectory = actions_to_trajectory(
             np.zeros((16, len(JOINT_NAMES))), JOINT_NAMES, header=Header(), dt=0.02
         )
@@ -216,6 +234,14 @@ def test_two_poor_predicted_values_in_a_row_re_plan_from_scratch(ros_context):
     assert graph.resets == [True, False, False, True]  # the first plan and the one after two poor
     assert graph.executed == [8, 8, 8] and report.steps == 24 and report.plans == 4
     assert report.stop_reason == "step budget of 24 spent"
+
+
+def test_the_runner_executes_as_many_points_as_the_plan_says(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    graph = StandInGraph([0.9, 0.9, 0.9], execute_steps=12)
+    report = graph.run(TaskRunnerConfig(instruction="x", max_steps=30))
+    assert graph.executed == [12, 12, 6] and report.steps == 30  # the last one: the budget
 
 
 def test_a_planner_that_does_not_answer_ends_the_run_with_a_reason(ros_context):

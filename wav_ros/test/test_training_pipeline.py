@@ -517,6 +517,15 @@ def test_hold_steps_end_each_chunk_at_its_last_target_before_the_next_plan():
         ChunkedEvalPolicy(model, None, 2, hold_steps=-1)
 
 
+def test_the_checkpoints_execute_steps_set_how_much_of_each_chunk_runs():
+    from wav_ros.training.policies import ChunkedEvalPolicy
+
+    model = ScriptedChunks(np.zeros(len(JOINT_NAMES)))
+    model.config = replace(model.config, execute_steps=3)  # of a 4-step chunk
+    assert run_chunks(ChunkedEvalPolicy(model), steps=9).rendered == [True, False, False] * 3
+    assert run_chunks(ChunkedEvalPolicy(model, None, 1), steps=3).rendered == [True] * 3
+
+
 def test_a_chunk_too_fast_for_the_velocity_limits_is_executed_slower_on_its_path():
     from wav_ros.training.policies import ChunkedEvalPolicy
 
@@ -706,6 +715,12 @@ def test_report_names_the_rows_below_the_episode_target():
     assert "Not every row reached 50 episodes per task**: WAV (latent planning)" in text
     assert "| WAV (latent planning) | 15 % [0, 100] (3/20) |" in text
     assert "| WAV (latent planning) | 0.38 |" in text  # how far the episodes got
+    assert "executed before the next plan" not in text  # a report from before the setting
+    report["execute_steps"] = {"WAV": 12, "direct baseline": 8}
+    assert (
+        "next plan (each checkpoint's `execute_steps`, chosen on validation seeds): WAV 12, "
+        in (render_markdown(report))
+    )
     report["cached_only"] = []
     assert "Not every row" not in render_markdown(report)
 

@@ -209,6 +209,10 @@ class WAVConfig:
     """Channels of the proprioceptive state."""
     chunk_size: int = 16
     """Action steps per planned chunk (also the number of value tokens)."""
+    execute_steps: int | None = None
+    """Steps of each chunk to execute before planning again (None: half the chunk, set when the
+    config is made). A property of the trained checkpoint, chosen on validation episodes: the
+    harness and the node graph's task runner both read it."""
     control_hz: float = CONTROL_HZ
     """Rate of the action steps."""
     memory_frames: int = 1
@@ -277,6 +281,13 @@ class WAVConfig:
             "imagination_steps",
         ):
             _positive_int(name, getattr(self, name))
+        if self.execute_steps is None:
+            self.execute_steps = max(1, self.chunk_size // 2)
+        _require(
+            isinstance(self.execute_steps, int) and 1 <= self.execute_steps <= self.chunk_size,
+            f"execute_steps must be an int in 1..chunk_size ({self.chunk_size}), "
+            f"got {self.execute_steps!r}",
+        )
         _require(self.control_hz > 0, f"control_hz must be > 0, got {self.control_hz}")
         _require(
             0.0 < self.feature_noise_level <= 1.0,

@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-dir", type=Path, default=None, help="folder of <node>.yaml")
     parser.add_argument("--run-task", action="store_true", help="run one closed-loop episode")
     parser.add_argument("--instruction", default="", help="'' = the simulated task's own")
-    parser.add_argument("--steps-per-plan", type=int, default=8)
+    parser.add_argument(
+        "--steps-per-plan",
+        type=int,
+        default=None,
+        help="points executed per plan (default: the plan's execute_steps, the checkpoint's)",
+    )
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--value-threshold", type=float, default=float("-inf"))
     parser.add_argument("--report", type=Path, default=None, help="write the report as JSON")

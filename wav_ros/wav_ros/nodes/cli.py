@@ -2,7 +2,7 @@
 
 wav plan "hand the red cube to the left arm" --iterations 3 --seed 0
     ≡ ros2 service call /wav/plan wav_interfaces/srv/Plan "{instruction: '...'}"
-wav run-task --steps-per-plan 8 --max-steps 400
+wav run-task --max-steps 400
 wav status
 wav estop on|off|reset
 """
@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the whole result as JSON")
     run = commands.add_parser("run-task", help="closed loop: plan, execute, re-plan")
     run.add_argument("--instruction", default="", help="'' = the simulated task's own")
-    run.add_argument("--steps-per-plan", type=int, default=8)
+    run.add_argument(
+        "--steps-per-plan",
+        type=int,
+        default=None,
+        help="points executed per plan (default: the plan's execute_steps, the checkpoint's)",
+    )
     run.add_argument("--max-steps", type=int, default=400)
     run.add_argument("--value-threshold", type=float, default=float("-inf"))
     commands.add_parser("status", help="print the planner's latched status")

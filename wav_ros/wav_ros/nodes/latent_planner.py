@@ -494,6 +494,7 @@ class LatentPlannerNode(ModelNode):
         response.trajectory = conversions.actions_to_trajectory(
             actions, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ, times_from_start=times
         )
+        response.execute_steps = self.policy.config.execute_steps
         response.predicted_value = float(final.values[0])
         response.observation_stamp = observation.header.stamp
         response.best_rollout = final.rollout

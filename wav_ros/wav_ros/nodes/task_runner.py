@@ -38,8 +38,9 @@ class TaskRunnerConfig:
 
     instruction: str
     """What to ask /wav/plan for; empty uses the task's own instruction from /sim/task_status."""
-    steps_per_plan: int = 8
-    """Points executed from each planned chunk before re-planning."""
+    steps_per_plan: int | None = None
+    """Points executed from each planned chunk before re-planning (None: the plan's own
+    execute_steps, the checkpoint's setting; half the chunk from a planner that sends none)."""
     max_steps: int = 400
     """Step budget of the episode: control steps (1/CONTROL_HZ s) the executed chunks last."""
     value_threshold: float = float("-inf")
@@ -65,8 +66,8 @@ class TaskRunnerConfig:
     """Options passed with every /wav/plan call (observation_not_before is the runner's)."""
 
     def __post_init__(self) -> None:
-        if self.steps_per_plan < 1:
-            raise ValueError(f"steps_per_plan must be >= 1, got {self.steps_per_plan}")
+        if self.steps_per_plan is not None and self.steps_per_plan < 1:
+            raise ValueError(f"steps_per_plan must be >= 1 or None, got {self.steps_per_plan}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         for name in ("goal_resend", "observation_wait"):
@@ -107,6 +108,14 @@ def truncate(trajectory: JointTrajectory, steps: int) -> JointTrajectory:
         joint_names=trajectory.joint_names,
         points=list(trajectory.points[:steps]),
     )
+
+
+def steps_per_plan(config: TaskRunnerConfig, plan: Plan.Response) -> int:
+    """Points of `plan` to execute: the runner's setting, else the plan's execute_steps, else
+    half its chunk (a planner from before execute_steps)."""
+    if config.steps_per_plan is not None:
+        return config.steps_per_plan
+    return plan.execute_steps or max(1, len(plan.trajectory.points) // 2)
 
 
 def control_steps(trajectory: JointTrajectory) -> int:
@@ -240,7 +249,7 @@ class TaskRunner(Node):
                 )
                 continue
             chunk = truncate(
-                plan.trajectory, min(config.steps_per_plan, config.max_steps - report.steps)
+                plan.trajectory, min(steps_per_plan(config, plan), config.max_steps - report.steps)
             )
             error = self._execute(chunk, config)
             if error and report.steps == 0 and self._warming_up(error, started, config):

@@ -85,18 +85,20 @@ class ChunkedEvalPolicy:
     step, as the node graph's planner and executor do: a segment too fast for a joint takes
     the steps its limit needs (`slowed_steps` counts the steps added). `hold_steps` > 0 ends
     each chunk with that many more steps at its last target: a robot that holds still while
-    it plans the next chunk, as the node graph's task runner does.
+    it plans the next chunk, as the node graph's task runner does. `execute_steps` targets of
+    each chunk are executed before the next plan (None: the checkpoint's config.execute_steps).
     """
 
     def __init__(
         self,
         model: Any,
         planner_config: PlannerConfig | None = None,
-        execute_steps: int = 8,
+        execute_steps: int | None = None,
         seed: int = 0,
         hold_steps: int = 0,
     ) -> None:
         chunk = model.config.chunk_size
+        execute_steps = execute_steps or model.config.execute_steps
         if not 1 <= execute_steps <= chunk:
             raise ValueError(f"execute_steps must be in 1..{chunk}, got {execute_steps}")
         if hold_steps < 0:
@@ -190,7 +192,7 @@ def make_eval_policy(
     """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
 
     planning=False runs WAV with K = 0 (one draw from the prior): the no-planning ablation.
-    execute_steps: targets executed per chunk (None: half the chunk).
+    execute_steps: targets executed per chunk (None: the checkpoint's config.execute_steps).
     threads limits torch's intra-op threads per worker (parallel workers share the cores).
     hold_steps: steps held at the chunk's last target before the next plan (see the class).
     """
@@ -198,7 +200,9 @@ def make_eval_policy(
         torch.set_num_threads(threads)
     planner = EVAL_PLANNER if planning else NO_PLANNING
     model = load_policy(checkpoint, planner)
-    steps = execute_steps or max(1, model.config.chunk_size // 2)
     return ChunkedEvalPolicy(
-        model, planner if isinstance(model, WAVPolicy) else None, steps, hold_steps=hold_steps
+        model,
+        planner if isinstance(model, WAVPolicy) else None,
+        execute_steps,
+        hold_steps=hold_steps,
     )

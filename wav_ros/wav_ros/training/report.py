@@ -157,6 +157,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Machine: {report['machine']}.",
         "",
     ]
+    if report.get("execute_steps"):
+        executed = ", ".join(f"{name} {n}" for name, n in report["execute_steps"].items())
+        lines += [
+            "Steps of each planned chunk executed before the next plan (each checkpoint's "
+            f"`execute_steps`, chosen on validation seeds): {executed}.",
+            "",
+        ]
     if report.get("cached_only"):
         rows = ", ".join(report["cached_only"])
         lines += [
@@ -338,6 +345,10 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()} CPU ({os.cpu_count()} cores), {EVAL_THREADS} torch "
         f"thread per evaluation worker, {args.workers} workers",
         "checkpoints": {"wav": str(args.checkpoint), "direct": str(args.direct)},
+        "execute_steps": {
+            "WAV": load_policy(args.checkpoint).config.execute_steps,
+            "direct baseline": load_policy(args.direct).config.execute_steps,
+        },
         "planner": asdict(EVAL_PLANNER),
         "success": success,
         "graph": graph_episodes(args) if args.graph_episodes else None,
