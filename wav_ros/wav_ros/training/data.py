@@ -311,7 +311,7 @@ class WindowStore:
         return batch
 
     def _require_images(self) -> None:
-        if any(e.images is None for e in self.episodes):
+        if not self.has_images:
             raise RuntimeError(
                 "no frames in memory: replaced by latents already, or read with images=False"
             )
