@@ -53,14 +53,19 @@ def test_node_command_passes_the_parameter_file_then_the_overrides(tmp_path):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_main_command_runs_an_episode_through_the_graph_with_the_shipped_model(tmp_path):
-    """What `make demo` runs, shortened to 16 steps (two plans): every node process comes up,
-    plans with the real model are executed by the safety-gated executor in the simulation,
-    and the report says so; the nodes are stopped afterwards."""
+    """What `make demo` runs, shortened to two plans (the shipped checkpoint's execute_steps
+    each): every node process comes up, plans with the real model are executed by the
+    safety-gated executor in the simulation, and the report says so; the nodes are stopped
+    afterwards."""
+    from wav_ros import SHIPPED_CHECKPOINT
+    from wav_ros.training.policies import load_policy
+
+    steps = 2 * load_policy(SHIPPED_CHECKPOINT).config.execute_steps
     report_file = tmp_path / "report.json"
     completed = subprocess.run(
         [
             *(sys.executable, "-m", "wav_ros.nodes.bringup", "--run-task"),
-            *("--max-steps", "16", "--report", str(report_file)),
+            *("--max-steps", str(steps), "--report", str(report_file)),
         ],
         capture_output=True,
         text=True,
@@ -70,7 +75,7 @@ def test_main_command_runs_an_episode_through_the_graph_with_the_shipped_model(t
     assert completed.returncode == 0, output[-6000:]
     assert "Traceback" not in output, output[-6000:]  # every process stops cleanly
     report = json.loads(report_file.read_text())
-    assert report["steps"] == 16 or report["success"], report
+    assert report["steps"] == steps or report["success"], report
     assert report["plans"] >= 2 and len(report["planning_times"]) == report["plans"]
     assert report["node_exits"] == {}
     assert report["instruction"]  # taken from the simulated task
