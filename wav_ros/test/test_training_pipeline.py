@@ -217,6 +217,22 @@ def test_imitation_windows_leave_out_the_failed_episodes(dataset, tmp_path):
         none_succeeded.imitation_windows()
 
 
+def test_state_noise_perturbs_the_state_input_and_nothing_else(dataset):
+    config = micro_config()
+    clean = WindowStore.from_dataset(dataset, config, DataConfig(frame_stride=2))
+    noisy = WindowStore.from_dataset(dataset, config, DataConfig(frame_stride=2, state_noise=0.05))
+    reference = clean.batch(64, seed=3, step=7, images=True)
+    batch = noisy.batch(64, seed=3, step=7, images=True)
+    for key in ("episode_index", "frame_index", "actions", "future_states", "values", "images"):
+        torch.testing.assert_close(batch[key], reference[key], rtol=0, atol=0)
+    offset = batch["state"] - reference["state"]
+    assert 0.04 < offset.std().item() < 0.06 and abs(offset.mean().item()) < 0.01
+    # a pure function of (seed, step): a resumed run draws the same noise
+    again = noisy.batch(64, seed=3, step=7, images=True)["state"]
+    torch.testing.assert_close(again, batch["state"], rtol=0, atol=0)
+    assert not torch.equal(noisy.batch(64, seed=3, step=8, images=True)["state"], batch["state"])
+
+
 def test_only_the_action_stage_imitates_only_successful_episodes(
     dataset, model_json, tmp_path, monkeypatch
 ):
@@ -573,6 +589,40 @@ def test_imitation_errors_compare_each_policy_with_holding_still(dataset, tmp_pa
     assert all(0 < error < 10 for error in errors.values())
 
 
+def test_state_gain_tells_a_policy_that_copies_the_state_from_one_that_reads_the_cameras():
+    from wav_ros.training.imitation_error import state_gain
+
+    windows = [{"state": np.full(14, 0.1 * k), "target": np.full(14, -0.2 * k)} for k in range(6)]
+    steps = np.arange(1, 5)[:, None]
+
+    def copies(window, state, i):  # the state plus a motion that grows along the chunk
+        return state[None] + 0.01 * steps
+
+    def reads_cameras(window, state, i):
+        return window["target"][None] + 0.01 * steps
+
+    def half(window, state, i):
+        return (0.5 * state + 0.5 * window["target"])[None] + 0.0 * steps
+
+    rng = np.random.default_rng
+    np.testing.assert_allclose(state_gain(copies, windows, rng(0), 0.05), np.ones(4))
+    np.testing.assert_allclose(state_gain(reads_cameras, windows, rng(0), 0.05), 0, atol=1e-12)
+    np.testing.assert_allclose(state_gain(half, windows, rng(0), 0.05), np.full(4, 0.5))
+
+
+def test_state_gains_of_checkpoints_have_one_entry_per_chunk_step(dataset, tmp_path):
+    from wav_ros.baselines.direct_policy import DirectActionPolicy
+    from wav_ros.training.imitation_error import state_gains
+
+    torch.manual_seed(0)
+    WAVPolicy(micro_config()).save_pretrained(tmp_path / "wav")
+    DirectActionPolicy(micro_config()).save_pretrained(tmp_path / "direct")
+    gains = state_gains(dataset, [tmp_path / "wav", tmp_path / "direct"], windows=3)
+    assert list(gains) == [str(tmp_path / "wav"), str(tmp_path / "direct")]
+    for gain in gains.values():
+        assert gain.shape == (micro_config().chunk_size,) and np.isfinite(gain).all()
+
+
 def test_bad_configs_are_refused(dataset, tmp_path):
     with pytest.raises(ValueError, match="training order"):
         TrainConfig(datasets=dataset, out=tmp_path, stages=("action", "video"))
@@ -586,6 +636,9 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         DataConfig(frame_stride=0)
     with pytest.raises(ValueError, match="imitate"):
         DataConfig(imitate="best")
+    for noise in (-0.01, float("nan")):
+        with pytest.raises(ValueError, match="state_noise"):
+            DataConfig(state_noise=noise)
     with pytest.raises(ValueError, match="value_conditioning"):
         TrainConfig(datasets=dataset, out=tmp_path, value_conditioning="oracle")
     with pytest.raises(ValueError, match="feature_noise_level"):
@@ -627,6 +680,8 @@ def test_cli_maps_onto_the_config(tmp_path):
             "successful",
             "--latent-cache",
             str(tmp_path / "latents.pt"),
+            "--state-noise",
+            "0.05",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
@@ -635,10 +690,11 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
     assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
     assert config.data.imitate == "successful"
-    assert config.latent_cache == tmp_path / "latents.pt"
+    assert config.latent_cache == tmp_path / "latents.pt" and config.data.state_noise == 0.05
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
     assert single.data.imitate == "all" and single.latent_cache is None
+    assert single.data.state_noise == 0.0
     several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])
     assert several.datasets == (Path("a"), Path("b"))
 

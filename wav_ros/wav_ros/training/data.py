@@ -11,6 +11,7 @@ batches the uninterrupted run would have, and every process of a multi-GPU run i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ class DataConfig:
     """Episodes the action stage imitates (WAV's action expert, the direct baseline): "all",
     or "successful", which leaves the failed rollouts, recorded so that the value expert sees
     both outcomes, to the video and value stages instead of teaching the arms to fail."""
+    state_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to each window's joint-state input (rad for
+    the arm joints), never to the targets. A policy that reads the joint state can lean on it
+    and continue wherever the arms are instead of reading the cameras; the noise makes that
+    shortcut unreliable. Only the action stage reads the state."""
 
     def __post_init__(self) -> None:
         if self.imitate not in IMITATE:
@@ -50,6 +56,8 @@ class DataConfig:
             raise ValueError(f"frame_stride must be a positive int, got {self.frame_stride!r}")
         if self.max_episodes is not None and self.max_episodes < 1:
             raise ValueError(f"max_episodes must be >= 1 or None, got {self.max_episodes}")
+        if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
+            raise ValueError(f"state_noise must be a finite float >= 0, got {self.state_noise}")
 
 
 @dataclass
@@ -274,7 +282,8 @@ class WindowStore:
         """The batch of training step `step` (a pure function of its arguments).
 
         images=False gives "latents" (needs cache_latents), True gives uint8 "images";
-        "episode_index" and "frame_index" say where each window starts.
+        "episode_index" and "frame_index" say where each window starts; "state" carries
+        DataConfig.state_noise.
         """
         generator = torch.Generator().manual_seed(_mix(seed, step, rank))
         picks = torch.randint(len(self.anchors), (batch_size,), generator=generator).numpy()
@@ -295,9 +304,12 @@ class WindowStore:
             futures.append(episode.state[np.minimum(t + 1 + np.arange(chunk), length - 1)])
             values.append(episode.value[steps])
             texts.append(episode.instruction)
+        state = torch.from_numpy(np.stack(states))
+        if self.data.state_noise > 0:
+            state = state + self.data.state_noise * torch.randn(state.shape, generator=generator)
         batch: dict[str, Any] = {
             "instruction": texts,
-            "state": torch.from_numpy(np.stack(states)),
+            "state": state,
             "actions": torch.from_numpy(np.stack(actions)),
             "future_states": torch.from_numpy(np.stack(futures)),
             "values": torch.from_numpy(np.stack(values))[..., None],

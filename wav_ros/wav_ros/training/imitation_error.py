@@ -1,4 +1,5 @@
-"""How closely each checkpoint reproduces the demonstrated action chunks, open loop.
+"""How closely each checkpoint reproduces the demonstrated action chunks, open loop, and how
+much its chunks follow the joint-state input.
 
     python -m wav_ros.training.imitation_error --dataset outputs/data/aloha_tc_ins \
         --checkpoint wav_ros/wav_ros/checkpoints/wav_tiny --checkpoint reports/baselines/direct_tiny
@@ -8,11 +9,18 @@ chunk and the demonstrated one, next to holding still (the chunk's floor). A pol
 demonstrations here is under-trained; one close here but failing in closed loop suffers from
 compounding errors instead. For WAV it also decodes with the TRUE value chunk in place of the
 value expert's sample: the gap between the two rows is what the value sampler costs.
+
+The state gain: each window decoded again with its arm joints' state offset at random (images
+unchanged), the change of every chunk step regressed on the offset. Near 1, the chunk is the
+state plus a motion and the policy continues from wherever the arms are (re-planned often, it
+barely moves); near 0, its targets come from the cameras.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +28,7 @@ import torch
 from wav_ros.model import WAVPolicy
 from wav_ros.model.flow_matching import random_normal
 from wav_ros.model.modeling_wav import ValueFeatures
+from wav_ros.robot_description import JOINT_NAMES
 from wav_ros.training.data import DataConfig, WindowStore
 from wav_ros.training.policies import NO_PLANNING, checkpoint_tool_parser, load_policy
 
@@ -30,51 +39,101 @@ def imitation_errors(
 ) -> dict[str, float]:
     """Row name -> mean |action - demonstrated action| (rad) over `windows` dataset windows."""
     models = {str(path): load_policy(path, NO_PLANNING) for path in checkpoints}
-    config = next(iter(models.values())).config
-    store = WindowStore.from_dataset(dataset, config, DataConfig(frame_stride=8))
-    batch = store.batch(windows, seed=seed, step=0, images=True)
     errors: dict[str, list[float]] = {"hold still": []}
-    for i in range(windows):
-        images = {
-            name: batch["images"][i, view, : config.memory_frames].numpy()
-            for view, name in enumerate(config.camera_names)
-        }
-        state, demonstrated = batch["state"][i].numpy(), batch["actions"][i].numpy()
-        instruction = batch["instruction"][i]
+    for i, window in enumerate(_windows(dataset, models, windows, seed)):
+        demonstrated, state = window["actions"], window["state"]
         errors["hold still"].append(float(np.abs(demonstrated - state).mean()))
         for name, model in models.items():
+            chunk = _chunk(model, window, seed + i)
             if isinstance(model, WAVPolicy):
-                plan = model.plan(images, state, instruction, NO_PLANNING, seed=seed + i)
-                errors.setdefault(f"{name} (K=0)", []).append(_error(plan.actions, demonstrated))
-                with_true_value = _decode_with_true_values(
-                    model, images, state, instruction, batch["values"][i], seed + i
-                )
+                errors.setdefault(f"{name} (K=0)", []).append(_error(chunk, demonstrated))
+                with_true_value = _decode_with_true_values(model, window, seed + i)
                 row = f"{name} (true value chunk)"
                 errors.setdefault(row, []).append(_error(with_true_value, demonstrated))
             else:
-                chunk = model.predict_chunk(images, state, instruction)
                 errors.setdefault(name, []).append(_error(chunk, demonstrated))
     return {name: float(np.mean(values)) for name, values in errors.items()}
+
+
+@torch.no_grad()
+def state_gains(
+    dataset: Path, checkpoints: list[Path], windows: int = 48, seed: int = 0, offset: float = 0.05
+) -> dict[str, np.ndarray]:
+    """Checkpoint -> per chunk step, the gain of its targets on an offset of the state input."""
+    models = {str(path): load_policy(path, NO_PLANNING) for path in checkpoints}
+    samples = list(_windows(dataset, models, windows, seed))
+    gains = {}
+    for name, model in models.items():
+
+        def chunk(window: dict[str, Any], state: np.ndarray, i: int, model=model) -> np.ndarray:
+            return _chunk(model, dict(window, state=state), seed + i)
+
+        gains[name] = state_gain(chunk, samples, np.random.default_rng(seed), offset)
+    return gains
+
+
+def state_gain(
+    chunk: Callable[[dict[str, Any], np.ndarray, int], np.ndarray],
+    windows: list[dict[str, Any]],
+    rng: np.random.Generator,
+    offset: float,
+) -> np.ndarray:
+    """Least-squares gain (L,) of chunk(window, state, index) (L, A) on Gaussian offsets of the
+    arm joints' state (std `offset`; JOINT_NAMES order), pooled over windows and joints."""
+    arm = [j for j, name in enumerate(JOINT_NAMES) if not name.endswith("gripper")]
+    offsets, changes = [], []
+    for i, window in enumerate(windows):
+        state = window["state"].astype(np.float64)
+        delta = np.zeros_like(state)
+        delta[arm] = rng.normal(0.0, offset, len(arm))
+        moved = np.asarray(chunk(window, state + delta, i)) - np.asarray(chunk(window, state, i))
+        offsets.append(delta[arm])
+        changes.append(moved[:, arm])
+    offsets_all = np.concatenate(offsets)
+    return np.concatenate(changes, axis=1) @ offsets_all / (offsets_all @ offsets_all)
+
+
+def _windows(
+    dataset: Path, models: dict[str, Any], windows: int, seed: int
+) -> Iterator[dict[str, Any]]:
+    """Seeded dataset windows as a policy reads them: images per camera, state, instruction,
+    plus the demonstrated actions and value chunk."""
+    config = next(iter(models.values())).config
+    store = WindowStore.from_dataset(dataset, config, DataConfig(frame_stride=8))
+    batch = store.batch(windows, seed=seed, step=0, images=True)
+    for i in range(windows):
+        yield {
+            "images": {
+                name: batch["images"][i, view, : config.memory_frames].numpy()
+                for view, name in enumerate(config.camera_names)
+            },
+            "state": batch["state"][i].numpy(),
+            "instruction": batch["instruction"][i],
+            "actions": batch["actions"][i].numpy(),
+            "values": batch["values"][i],
+        }
+
+
+def _chunk(model: Any, window: dict[str, Any], seed: int) -> np.ndarray:
+    """The policy's chunk for a window: WAV without planning, or the direct prediction."""
+    images, state, instruction = window["images"], window["state"], window["instruction"]
+    if isinstance(model, WAVPolicy):
+        return np.asarray(model.plan(images, state, instruction, NO_PLANNING, seed=seed).actions)
+    return np.asarray(model.predict_chunk(images, state, instruction))
 
 
 def _error(actions: np.ndarray, demonstrated: np.ndarray) -> float:
     return float(np.abs(np.asarray(actions) - demonstrated).mean())
 
 
-def _decode_with_true_values(
-    model: WAVPolicy,
-    images: dict[str, np.ndarray],
-    state: np.ndarray,
-    instruction: str,
-    values: torch.Tensor,
-    seed: int,
-) -> np.ndarray:
+def _decode_with_true_values(model: WAVPolicy, window: dict[str, Any], seed: int) -> np.ndarray:
     """Decode one chunk with the value features of the demonstrated value chunk."""
-    context = model.encode_observation(images, state, instruction)
+    context = model.encode_observation(window["images"], window["state"], window["instruction"])
     generator = torch.Generator().manual_seed(seed)
     noise = random_normal((1, *model.config.video_noise_shape), generator, model.device)
     video = model.imagine(context, noise)
-    normalized = model.normalizer.normalize_value(values[None].float().to(model.device))
+    values = window["values"][None].float().to(model.device)
+    normalized = model.normalizer.normalize_value(values)
     hidden = model.clean_value_features(video.hidden_states, normalized)
     return model.decode_actions(context, video, ValueFeatures(hidden[:, None]), generator)
 
@@ -82,12 +141,19 @@ def _decode_with_true_values(
 def main(argv: list[str] | None = None) -> None:
     parser = checkpoint_tool_parser(__doc__)
     parser.add_argument("--windows", type=int, default=48)
+    parser.add_argument(
+        "--state-offset", type=float, default=0.05, help="std (rad) of the state gain's offsets"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     errors = imitation_errors(args.dataset, args.checkpoint, args.windows, args.seed)
     print("| policy | mean abs. error per joint and step (rad) |\n|---|---:|")
     for name, error in errors.items():
         print(f"| {name} | {error:.4f} |")
+    gains = state_gains(args.dataset, args.checkpoint, args.windows, args.seed, args.state_offset)
+    print("\n| policy | state gain, first chunk step | last chunk step |\n|---|---:|---:|")
+    for name, gain in gains.items():
+        print(f"| {name} | {gain[0]:.2f} | {gain[-1]:.2f} |")
 
 
 if __name__ == "__main__":

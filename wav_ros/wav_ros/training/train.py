@@ -96,6 +96,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "the video and value stages still see)",
     )
     parser.add_argument(
+        "--state-noise",
+        type=float,
+        default=0.0,
+        help="std (rad) of noise on the action stage's joint-state input, so that the policy "
+        "reads the cameras instead of continuing from wherever the arms are (0: none)",
+    )
+    parser.add_argument(
         "--latent-cache",
         type=Path,
         default=None,
@@ -154,7 +161,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         seed=args.seed,
         resume=not args.no_resume,
         data=DataConfig(
-            frame_stride=args.frame_stride, max_episodes=args.max_episodes, imitate=args.imitate
+            frame_stride=args.frame_stride,
+            max_episodes=args.max_episodes,
+            imitate=args.imitate,
+            state_noise=args.state_noise,
         ),
         latent_cache=args.latent_cache,
         mixed_precision=args.mixed_precision,
