@@ -53,14 +53,19 @@ def test_node_command_passes_the_parameter_file_then_the_overrides(tmp_path):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_main_command_runs_an_episode_through_the_graph_with_the_shipped_model(tmp_path):
-    """What `make demo` runs, shortened to two plans (the shipped checkpoint's execute_steps
-    each): every node process comes up, plans with the real model are executed by the
-    safety-gated executor in the simulation, and the report says so; the nodes are stopped
-    afterwards."""
+    """What `make demo` runs, shortened to two plans (of the points the shipped configuration
+    executes per plan): every node process comes up, plans with the real model are executed
+    by the safety-gated executor in the simulation, and the report says so; the nodes are
+    stopped afterwards."""
+    import yaml
+
     from wav_ros import SHIPPED_CHECKPOINT
+    from wav_ros.nodes.graph import default_config_dir
     from wav_ros.training.policies import load_policy
 
-    steps = 2 * load_policy(SHIPPED_CHECKPOINT).config.execute_steps
+    planner = yaml.safe_load((default_config_dir() / "latent_planner.yaml").read_text())
+    configured = planner["latent_planner"]["ros__parameters"]["execute_steps"]
+    steps = 2 * (configured or load_policy(SHIPPED_CHECKPOINT).config.execute_steps)
     report_file = tmp_path / "report.json"
     completed = subprocess.run(
         [

@@ -155,6 +155,25 @@ def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn
         assert results[1].message.startswith("busy"), results[1].message
 
 
+def test_the_planner_parameter_overrides_the_checkpoints_execute_steps(
+    checkpoint, client, spawn_peer
+):
+    node, plan = client
+    misconfigured = spawn_peer(*planner_args(checkpoint, "local"), "-p", "execute_steps:=17")
+    response = call(node, plan, "hand the cube over")
+    assert not response.success
+    assert "execute_steps=17 must be in 0..16" in response.message, response.message
+    misconfigured.stop()
+
+    spawn_peer(*planner_args(checkpoint, "local"), "-p", "execute_steps:=4")
+    spawn_peer(str(PEERS / "observation_peer.py"))
+    response = call_once_observed(node, plan, "hand the cube over")
+    while "stale" in response.message or "execute_steps=17" in response.message:
+        response = call(node, plan, "hand the cube over")
+    assert response.success, response.message
+    assert response.execute_steps == 4 and len(response.trajectory.points) == 16
+
+
 def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
     """world_model, value and latent_planner in three processes give the bare API's plan."""
     from wav_ros.model import WAVPolicy

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from geometry_msgs.msg import Point
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import TransitionCallbackReturn
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
@@ -239,6 +240,9 @@ class LatentPlannerNode(ModelNode):
         declare("service_timeout", 10.0)
         declare("limits_file", "")
         declare("max_limit_projection", 0.1)
+        # Points of each chunk the caller executes before the next plan, returned with every
+        # plan (0: the checkpoint's execute_steps, chosen where nothing holds still to plan).
+        declare("execute_steps", 0)
 
         self._plan_lock = threading.Lock()
         self.joint_limits = load_joint_limits(self.get_parameter("limits_file").value)
@@ -276,6 +280,10 @@ class LatentPlannerNode(ModelNode):
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state):
         result = super().on_configure(state)
+        if self.policy is not None and (error := self._execute_steps_error()):
+            self.policy, self.load_error = None, error
+            self.get_logger().error(error)
+            result = TransitionCallbackReturn.FAILURE
         self._status.model_loaded = self.policy is not None
         self._status.checkpoint = str(self.checkpoint_path)
         self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error or "configured")
@@ -298,6 +306,18 @@ class LatentPlannerNode(ModelNode):
         self._status.model_loaded = False
         self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error)
         return result
+
+    def _execute_steps_error(self) -> str:
+        """Why the execute_steps parameter does not fit the loaded checkpoint, or ""."""
+        value, chunk = self.get_parameter("execute_steps").value, self.policy.config.chunk_size
+        if 0 <= value <= chunk:
+            return ""
+        return f"parameter execute_steps={value} must be in 0..{chunk} (0: the checkpoint's)"
+
+    @property
+    def execute_steps(self) -> int:
+        """Points of each chunk the caller executes before asking for the next plan."""
+        return self.get_parameter("execute_steps").value or self.policy.config.execute_steps
 
     @property
     def _configured_planner(self) -> PlannerConfig:
@@ -494,7 +514,7 @@ class LatentPlannerNode(ModelNode):
         response.trajectory = conversions.actions_to_trajectory(
             actions, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ, times_from_start=times
         )
-        response.execute_steps = self.policy.config.execute_steps
+        response.execute_steps = self.execute_steps
         response.predicted_value = float(final.values[0])
         response.observation_stamp = observation.header.stamp
         response.best_rollout = final.rollout

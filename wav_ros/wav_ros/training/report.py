@@ -211,7 +211,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             "## Through the node graph (what `make demo` runs)",
             "",
             "The WAV checkpoint above with the shipped configuration (`config/`: its planner "
-            f"settings, safety gate and camera rate), one `bringup --run-task` per seed "
+            "settings and the points it executes per plan, safety gate and camera rate), one "
+            f"`bringup --run-task` per seed "
             f"({graph['seed']}..{last}), every node in its own process: "
             f"`{graph_command(graph['episodes'], graph['seed'])}`. The harness rows above call "
             "the model directly; these episodes also go through observation timing, the "
