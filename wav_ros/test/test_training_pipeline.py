@@ -380,7 +380,12 @@ def test_runs_sharing_a_latent_cache_read_no_images(dataset, model_json, tmp_pat
 
 def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_json, tmp_path):
     from wav_ros.evaluation import evaluate
-    from wav_ros.training.policies import load_policy, make_eval_policy
+    from wav_ros.training.policies import (
+        EVAL_PLANNER,
+        NO_PLANNING,
+        load_policy,
+        make_eval_policy,
+    )
 
     steps = {"tokenizer": 2, "video": 3, "value": 3, "action": 3}
     config = train_config(dataset, tmp_path / "wav", model_json, tuple(steps), steps)
@@ -428,6 +433,9 @@ def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_js
                 init=direct_final,
             )
         ).run()
+    centre = make_eval_policy(str(final), planning=False, threads=None, final_choice="mean")
+    assert centre.planner_config == NO_PLANNING.replace(final_choice="mean")
+    assert make_eval_policy(str(final), threads=None).planner_config == EVAL_PLANNER
     for index, (checkpoint, planning) in enumerate(
         ((final, True), (final, False), (direct_final, False))
     ):

@@ -188,6 +188,7 @@ def make_eval_policy(
     execute_steps: int | None = None,
     threads: int | None = EVAL_THREADS,
     hold_steps: int = 0,
+    final_choice: str | None = None,
 ) -> ChunkedEvalPolicy:
     """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
 
@@ -195,10 +196,14 @@ def make_eval_policy(
     execute_steps: targets executed per chunk (None: the checkpoint's config.execute_steps).
     threads limits torch's intra-op threads per worker (parallel workers share the cores).
     hold_steps: steps held at the chunk's last target before the next plan (see the class).
+    final_choice: PlannerConfig.final_choice (None: the evaluation planner's, "sample");
+    "mean" with planning=False decodes from the centre of the video and value noises.
     """
     if threads is not None:
         torch.set_num_threads(threads)
     planner = EVAL_PLANNER if planning else NO_PLANNING
+    if final_choice is not None:
+        planner = planner.replace(final_choice=final_choice)
     model = load_policy(checkpoint, planner)
     return ChunkedEvalPolicy(
         model,
