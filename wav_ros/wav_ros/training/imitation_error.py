@@ -18,7 +18,7 @@ barely moves); near 0, its targets come from the cameras.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,22 @@ def imitation_errors(
     dataset: Path, checkpoints: list[Path], windows: int = 48, seed: int = 0
 ) -> dict[str, float]:
     """Row name -> mean |action - demonstrated action| (rad) over `windows` dataset windows."""
-    models = {str(path): load_policy(path, NO_PLANNING) for path in checkpoints}
+    return _imitation_errors(*_load(dataset, checkpoints, windows, seed), seed)
+
+
+@torch.no_grad()
+def state_gains(
+    dataset: Path, checkpoints: list[Path], windows: int = 48, seed: int = 0, offset: float = 0.05
+) -> dict[str, np.ndarray]:
+    """Checkpoint -> per chunk step, the gain of its targets on an offset of the state input."""
+    return _state_gains(*_load(dataset, checkpoints, windows, seed), seed, offset)
+
+
+def _imitation_errors(
+    models: dict[str, Any], samples: list[dict[str, Any]], seed: int
+) -> dict[str, float]:
     errors: dict[str, list[float]] = {"hold still": []}
-    for i, window in enumerate(_windows(dataset, models, windows, seed)):
+    for i, window in enumerate(samples):
         demonstrated, state = window["actions"], window["state"]
         errors["hold still"].append(float(np.abs(demonstrated - state).mean()))
         for name, model in models.items():
@@ -55,13 +68,9 @@ def imitation_errors(
     return {name: float(np.mean(values)) for name, values in errors.items()}
 
 
-@torch.no_grad()
-def state_gains(
-    dataset: Path, checkpoints: list[Path], windows: int = 48, seed: int = 0, offset: float = 0.05
+def _state_gains(
+    models: dict[str, Any], samples: list[dict[str, Any]], seed: int, offset: float
 ) -> dict[str, np.ndarray]:
-    """Checkpoint -> per chunk step, the gain of its targets on an offset of the state input."""
-    models = {str(path): load_policy(path, NO_PLANNING) for path in checkpoints}
-    samples = list(_windows(dataset, models, windows, seed))
     gains = {}
     for name, model in models.items():
 
@@ -93,16 +102,17 @@ def state_gain(
     return np.concatenate(changes, axis=1) @ offsets_all / (offsets_all @ offsets_all)
 
 
-def _windows(
-    dataset: Path, models: dict[str, Any], windows: int, seed: int
-) -> Iterator[dict[str, Any]]:
-    """Seeded dataset windows as a policy reads them: images per camera, state, instruction,
-    plus the demonstrated actions and value chunk."""
+def _load(
+    dataset: Path, checkpoints: list[Path], windows: int, seed: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The checkpoints (name -> policy) and seeded dataset windows as a policy reads them:
+    images per camera, state, instruction, plus the demonstrated actions and value chunk."""
+    models = {str(path): load_policy(path, NO_PLANNING) for path in checkpoints}
     config = next(iter(models.values())).config
     store = WindowStore.from_dataset(dataset, config, DataConfig(frame_stride=8))
     batch = store.batch(windows, seed=seed, step=0, images=True)
-    for i in range(windows):
-        yield {
+    samples = [
+        {
             "images": {
                 name: batch["images"][i, view, : config.memory_frames].numpy()
                 for view, name in enumerate(config.camera_names)
@@ -112,6 +122,9 @@ def _windows(
             "actions": batch["actions"][i].numpy(),
             "values": batch["values"][i],
         }
+        for i in range(windows)
+    ]
+    return models, samples
 
 
 def _chunk(model: Any, window: dict[str, Any], seed: int) -> np.ndarray:
@@ -146,11 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    errors = imitation_errors(args.dataset, args.checkpoint, args.windows, args.seed)
+    models, samples = _load(args.dataset, args.checkpoint, args.windows, args.seed)
+    with torch.no_grad():
+        errors = _imitation_errors(models, samples, args.seed)
+        gains = _state_gains(models, samples, args.seed, args.state_offset)
     print("| policy | mean abs. error per joint and step (rad) |\n|---|---:|")
     for name, error in errors.items():
         print(f"| {name} | {error:.4f} |")
-    gains = state_gains(args.dataset, args.checkpoint, args.windows, args.seed, args.state_offset)
     print("\n| policy | state gain, first chunk step | last chunk step |\n|---|---:|---:|")
     for name, gain in gains.items():
         print(f"| {name} | {gain[0]:.2f} | {gain[-1]:.2f} |")
