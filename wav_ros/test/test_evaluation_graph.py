@@ -8,24 +8,40 @@ from pathlib import Path
 
 import pytest
 
-from wav_ros.evaluation.graph import GraphEvalConfig, claim_out_dir, evaluate_graph, summarize
+from wav_ros.evaluation.graph import (
+    GraphEvalConfig,
+    claim_out_dir,
+    evaluate_graph,
+    summarize,
+    to_markdown,
+)
 
 
-def episode(success: bool, steps: int, reason: str, refused: int = 0, p50: float | None = 0.1):
-    return {
+def episode(
+    success: bool,
+    steps: int,
+    reason: str,
+    refused: int = 0,
+    p50: float | None = 0.1,
+    best: float | None = None,
+):
+    record = {
         "success": success,
         "steps": steps,
         "stop_reason": reason,
         "refused_plans": refused,
         "planning_time_p50": p50,
     }
+    if best is not None:  # episodes cached before the report recorded progress have none
+        record["best_progress"] = best
+    return record
 
 
 def test_the_summary_counts_successes_with_their_interval_and_groups_stop_reasons():
     episodes = [
-        episode(True, 180, "task succeeded", p50=0.1),
-        episode(True, 200, "task succeeded", refused=1, p50=0.3),
-        episode(False, 400, "step budget of 400 spent", p50=0.2),
+        episode(True, 180, "task succeeded", p50=0.1, best=1.0),
+        episode(True, 200, "task succeeded", refused=1, p50=0.3, best=1.0),
+        episode(False, 400, "step budget of 400 spent", p50=0.2, best=0.5),
         episode(False, 40, "plan refused: no observation since observation_not_before yet", 4),
         episode(False, 0, "bringup exited 1 without a report", p50=None),
     ]
@@ -35,6 +51,11 @@ def test_the_summary_counts_successes_with_their_interval_and_groups_stop_reason
     assert summary["steps_to_success_median"] == 190
     assert summary["refused_plans"] == 5
     assert summary["planning_time_p50_median"] == pytest.approx(0.15)
+    assert summary["mean_best_progress"] == pytest.approx(2.5 / 3)  # of those that recorded it
+    row = to_markdown({"identity": {"task": "transfer_cube"}, **summary}).splitlines()[-1]
+    assert row.startswith("| transfer_cube | 40% (2/5) |") and "| 0.83 | 5 | 0.15 s |" in row
+    unrecorded = summarize([episode(False, 400, "step budget of 400 spent")])
+    assert unrecorded["mean_best_progress"] is None
     assert summary["stop_reasons"] == {
         "task succeeded": 2,
         "step budget of 400 spent": 1,

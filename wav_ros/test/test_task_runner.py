@@ -105,7 +105,8 @@ class StandInGraph:
     in discovery); `events` records what the executor saw, in order. Observations (stamps
     only) are published at 20 Hz, until the first chunk ends when `camera_fails`; the planner
     refuses, like the real one, when none is as new as the request's
-    observation_not_before."""
+    observation_not_before. After each chunk it publishes the next of `progress` on
+    /sim/task_status, as the simulation reports the task's progress."""
 
     def __init__(
         self,
@@ -114,6 +115,7 @@ class StandInGraph:
         answer_delay: float = 0.0,
         camera_fails: bool = False,
         execute_steps: int = 0,
+        progress: tuple[float, ...] = (),
     ) -> None:
         from rclpy.action import ActionServer, GoalResponse
         from rclpy.callback_groups import ReentrantCallbackGroup
@@ -121,10 +123,12 @@ class StandInGraph:
         from std_msgs.msg import Header
 
         from wav_interfaces.action import ExecuteTrajectory
-        from wav_interfaces.msg import Observation
+        from wav_interfaces.msg import Observation, TaskStatus
         from wav_interfaces.srv import Plan
+        from wav_ros.nodes.qos import LATCHED
 
         self.values = iter(values)
+        self.progress = iter(progress)
         self.resets: list[bool] = []
         self.executed: list[int] = []
         self.node = Node("stand_in_graph")
@@ -137,6 +141,7 @@ class StandInGraph:
         self.plan_bounds: list[tuple[float, float]] = []
         """(observation_not_before, newest observation published) of each plan request."""
         publisher = self.node.create_publisher(Observation, "/wav/observation", 1)
+        self.status_publisher = self.node.create_publisher(TaskStatus, "/sim/task_status", LATCHED)
 
         def observe() -> None:
             if self.camera_fails and self.chunk_ends:
@@ -191,8 +196,11 @@ class StandInGraph:
 
     def _execute(self, goal_handle):
         from wav_interfaces.action import ExecuteTrajectory
+        from wav_interfaces.msg import TaskStatus
 
         self.executed.append(len(goal_handle.request.trajectory.points))
+        if (progress := next(self.progress, None)) is not None:
+            self.status_publisher.publish(TaskStatus(instruction="x", progress=progress))
         self.events.append("executed")
         self.chunk_ends.append(self.node.get_clock().now().nanoseconds * 1e-9)
         goal_handle.succeed()
@@ -242,6 +250,16 @@ def test_the_runner_executes_as_many_points_as_the_plan_says(ros_context):
     graph = StandInGraph([0.9, 0.9, 0.9], execute_steps=12)
     report = graph.run(TaskRunnerConfig(instruction="x", max_steps=30))
     assert graph.executed == [12, 12, 6] and report.steps == 30  # the last one: the budget
+
+
+def test_the_report_keeps_the_best_progress_the_task_reached(ros_context):
+    from wav_ros.nodes.task_runner import TaskRunnerConfig
+
+    graph = StandInGraph([0.9] * 4, progress=(0.2, 0.6, 0.4, 0.3))
+    report = graph.run(TaskRunnerConfig(instruction="x", steps_per_plan=8, max_steps=32))
+    assert not report.success and report.steps == 32
+    assert report.best_progress == pytest.approx(0.6)  # reached, then lost (a dropped cube)
+    assert report.summary()["best_progress"] == report.best_progress
 
 
 def test_a_planner_that_does_not_answer_ends_the_run_with_a_reason(ros_context):

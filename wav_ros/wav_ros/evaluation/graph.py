@@ -145,6 +145,8 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     successes = sum(bool(episode["success"]) for episode in episodes)
     low, high = wilson_interval(successes, len(episodes))
     latencies = [e["planning_time_p50"] for e in episodes if e.get("planning_time_p50")]
+    # Episodes cached before the task report recorded progress have none.
+    progress = [e["best_progress"] for e in episodes if e.get("best_progress") is not None]
     return {
         "episodes": len(episodes),
         "successes": successes,
@@ -155,6 +157,7 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "refused_plans": sum(e.get("refused_plans", 0) for e in episodes),
         "planning_time_p50_median": statistics.median(latencies) if latencies else None,
+        "mean_best_progress": statistics.fmean(progress) if progress else None,
         "stop_reasons": dict(Counter(_short_reason(e["stop_reason"]) for e in episodes)),
     }
 
@@ -204,15 +207,18 @@ def evaluate_graph(config: GraphEvalConfig) -> dict[str, Any]:
 def to_markdown(results: dict[str, Any]) -> str:
     low, high = results["ci95"]
     latency = results["planning_time_p50_median"]
+    progress = results.get("mean_best_progress")
     reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(results["stop_reasons"].items()))
     return "\n".join(
         [
-            "| task | success | 95 % CI | episodes | refused plans | planning p50 | stops |",
-            "|---|---:|---|---:|---:|---:|---|",
+            "| task | success | 95 % CI | episodes | mean best progress | refused plans | "
+            "planning p50 | stops |",
+            "|---|---:|---|---:|---:|---:|---:|---|",
             f"| {results['identity']['task']} | {results['success_rate']:.0%} "
             f"({results['successes']}/{results['episodes']}) | [{low:.0%}, {high:.0%}] | "
-            f"{results['episodes']} | {results['refused_plans']} | "
-            f"{'–' if latency is None else f'{latency:.2f} s'} | {reasons} |",
+            f"{results['episodes']} | {'–' if progress is None else f'{progress:.2f}'} | "
+            f"{results['refused_plans']} | {'–' if latency is None else f'{latency:.2f} s'} | "
+            f"{reasons} |",
         ]
     )
 

@@ -91,6 +91,9 @@ class TaskReport:
     executor's safety gate (e.g. too far from the arms' state); each was re-planned."""
     planning_times: list[float] = field(default_factory=list)
     predicted_values: list[float] = field(default_factory=list)
+    best_progress: float = 0.0
+    """The highest task progress /sim/task_status reported during the run (1: solved): how
+    far a failed episode got, as the harness's best progress says."""
     stop_reason: str = ""
 
     def summary(self) -> dict[str, object]:
@@ -137,6 +140,7 @@ class TaskRunner(Node):
         self.execute_client = ActionClient(self, ExecuteTrajectory, "/wav/execute_trajectory")
         self.status: TaskStatus | None = None
         self._status_received = threading.Event()
+        self._best_progress = 0.0  # since the current run started
         self.create_subscription(TaskStatus, "/sim/task_status", self._on_status, LATCHED)
         self._observed = threading.Condition()
         self._newest_observation = -math.inf  # stamp (s) of the newest observation seen
@@ -147,6 +151,8 @@ class TaskRunner(Node):
 
     def _on_status(self, message: TaskStatus) -> None:
         self.status = message
+        if math.isfinite(message.progress):
+            self._best_progress = max(self._best_progress, float(message.progress))
         self._status_received.set()
 
     def _on_observation(self, message: Observation) -> None:
@@ -171,10 +177,13 @@ class TaskRunner(Node):
 
     def run(self, config: TaskRunnerConfig) -> TaskReport:
         self.heartbeat_enabled = True
+        self._best_progress = 0.0
         try:
-            return self._run(config)
+            report = self._run(config)
         finally:
             self.heartbeat_enabled = False
+        report.best_progress = self._best_progress
+        return report
 
     def _run(self, config: TaskRunnerConfig) -> TaskReport:
         report = TaskReport(instruction=config.instruction)
