@@ -61,6 +61,42 @@ def test_closed_loop_episode_with_scripted_planner(graph_client, spawn_peer):
     assert 0 < report.steps <= 400 and report.plans >= report.steps // 8
 
 
+def test_sim_images_carry_the_stamp_of_the_tick_they_show(graph_client, spawn_peer):
+    """The cameras render on a thread of their own from a copy of a tick's state: each image
+    must still be stamped as that tick's /joint_states, so that camera_sync pairs them."""
+    import time
+
+    from sensor_msgs.msg import Image, JointState
+
+    from wav_ros.nodes.qos import SENSOR_DATA
+    from wav_ros.robot_description import CAMERA_NAMES
+
+    stamps: dict[str, list[int]] = {name: [] for name in (*CAMERA_NAMES, "joint_states")}
+
+    def record(name: str, message) -> None:
+        stamp = message.header.stamp
+        stamps[name].append(stamp.sec * 1_000_000_000 + stamp.nanosec)
+
+    graph_client.create_subscription(
+        JointState, "/joint_states", lambda m: record("joint_states", m), SENSOR_DATA
+    )
+    for camera in CAMERA_NAMES:
+        graph_client.create_subscription(
+            Image, f"/{camera}/image_raw", lambda m, c=camera: record(c, m), SENSOR_DATA
+        )
+    spawn_peer(*sim_args(task="transfer_cube", seed=0))
+    deadline = time.monotonic() + TIMEOUT_S
+    while min(len(stamps[c]) for c in CAMERA_NAMES) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ticks = set(stamps["joint_states"])
+    for camera in CAMERA_NAMES:
+        shown = stamps[camera][1:-1]  # the first and last may lie outside the recorded ticks
+        assert len(shown) >= 4, stamps
+        assert set(shown) <= ticks, f"{camera}: stamps of no tick"
+    common = set(stamps[CAMERA_NAMES[0]][1:-1])
+    assert all(common & set(stamps[c]) == common for c in CAMERA_NAMES)  # one stamp per frame
+
+
 def send_goal(runner, trajectory):
     from wav_interfaces.action import ExecuteTrajectory
     from wav_ros.nodes.task_runner import _wait

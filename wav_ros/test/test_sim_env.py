@@ -43,6 +43,26 @@ def test_step_advances_time_and_skips_rendering_on_request(cube_env):
     assert set(result.info) >= {"success", "progress", "stage_reward"}
 
 
+def test_a_copy_of_the_state_renders_as_the_state_did_when_copied(cube_env):
+    """What lets sim_bridge render on a thread of its own while the physics steps on."""
+    import copy
+
+    obs = cube_env.reset(seed=0, render=False)
+    assert obs.images == {}
+    target = obs.qpos.copy()
+    target[1] -= 0.3  # a shoulder swing, so that the scene visibly changes
+    cube_env.step(target, render=False)
+    snapshot = copy.copy(cube_env.data)
+    then = cube_env.render()
+    for _ in range(10):
+        cube_env.step(target, render=False)
+    now = cube_env.render()
+    from_copy = cube_env.render(data=snapshot)
+    assert not np.array_equal(now["cam_high"], then["cam_high"])  # the arms moved on
+    for camera in CAMERA_NAMES:
+        np.testing.assert_array_equal(from_copy[camera], then[camera])
+
+
 @pytest.mark.parametrize(
     ("action", "message"),
     [

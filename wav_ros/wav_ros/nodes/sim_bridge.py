@@ -6,12 +6,21 @@ time), plus /sim/task_status. It follows position targets from /sim/joint_comman
 (sensor_msgs/JointState, the action_executor's `sim` backend). A command that is malformed
 or outside the joint limits is refused and the arms hold their last valid target.
 
-The simulation lives on one thread of its own (a ControlLoop): an offscreen GL context belongs
-to the thread that made it, and the loop keeps the 50 Hz period independent of the executor.
+The physics lives on one thread of its own (a ControlLoop), which keeps the 50 Hz period
+independent of the executor. The cameras render on another: at each camera tick the loop hands
+a copy of the state to it and steps on. Rendered on the loop (~30 ms for three CPU-rendered
+cameras, 50-70 ms on a loaded machine), every camera tick overran the 20 ms period; the
+simulation fell to ~37 steps/s while the executor streamed 50 commands/s, so each chunk ran in
+~13 simulated steps instead of 16 (reports/training/notes.md, round 13). Images carry the stamp
+of the tick they show, the same as that tick's /joint_states, like a camera's exposure time; a
+frame still rendering when the next is due is replaced by the newer one, as a camera driver
+drops frames (`frames_dropped`).
 """
 
 from __future__ import annotations
 
+import copy
+import queue
 import threading
 
 import numpy as np
@@ -68,6 +77,9 @@ class SimBridgeNode(Node):
         self._ticks = 0
         self._first_episode = threading.Event()
         self._render_every = max(1, round(CONTROL_HZ / self.get_parameter("camera_rate").value))
+        self.frames_dropped = 0
+        # At most one frame waits for the camera thread: (state copy, stamp), or None to stop.
+        self._frames: queue.Queue = queue.Queue(maxsize=1)
 
         self._image_publishers = {
             camera: self.create_publisher(Image, f"/{camera}/image_raw", SENSOR_DATA)
@@ -81,6 +93,10 @@ class SimBridgeNode(Node):
         )
         self.create_service(Trigger, "/sim/reset", self._on_reset)
         self._reset_requests: list[threading.Event] = []
+        self._camera_thread = threading.Thread(
+            target=self._render_frames, name="sim_bridge_cameras", daemon=True
+        )
+        self._camera_thread.start()
         self._loop = ControlLoop(
             CONTROL_HZ,
             self._on_tick,
@@ -98,7 +114,7 @@ class SimBridgeNode(Node):
         instruction = self.get_parameter("instruction").value or None
         seed = int(self.get_parameter("seed").value) + self._episode
         with self._lock:
-            observation = self._env.reset(seed=seed, instruction=instruction)
+            observation = self._env.reset(seed=seed, instruction=instruction, render=False)
             self._target = observation.qpos.copy()
             self._done = self._success = False
             self._progress = 0.0
@@ -167,23 +183,20 @@ class SimBridgeNode(Node):
         render = self._ticks % self._render_every == 0
         with self._lock:
             if self._done:
-                self._publish(self._env.observe(render=render), render=render)
+                self._publish(self._env.observe(render=False), render=render)
                 return
-            result = self._env.step(self._target, render=render)
+            result = self._env.step(self._target, render=False)
             self._progress = float(result.reward)
             self._success = bool(result.info.get("success", False))
             self._done = bool(result.terminated or result.truncated)
             self._publish(result.observation, render=render)
 
     def _publish(self, observation, *, render: bool) -> None:
+        """Publish this tick's state; with `render`, ask the camera thread for its images."""
         stamp = self.get_clock().now().to_msg()
         header = Header(stamp=stamp, frame_id=self.get_parameter("frame_id").value)
         if render:
-            images = observation.images
-            for camera, publisher in self._image_publishers.items():
-                publisher.publish(
-                    array_to_image(images[camera], header=Header(stamp=stamp, frame_id=camera))
-                )
+            self._queue_frame((copy.copy(self._env.data), stamp))
         joint_state = JointState(header=header, name=list(JOINT_NAMES))
         joint_state.position = observation.qpos.astype(np.float64).tolist()
         joint_state.velocity = observation.qvel.astype(np.float64).tolist()
@@ -203,10 +216,46 @@ class SimBridgeNode(Node):
             )
         )
 
+    # ------------------------------------------------------------------ cameras
+    def _queue_frame(self, frame: tuple | None) -> None:
+        """Queue (state copy, stamp) for the camera thread, replacing a frame it has not
+        started yet; None stops the thread."""
+        while True:
+            try:
+                self._frames.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self._frames.get_nowait()
+                    self.frames_dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _render_frames(self) -> None:
+        """The camera thread: render each queued state copy and publish it with its stamp.
+
+        It owns the renderer's GL context (created by its first render). A failure stops the
+        cameras, and the planner then refuses to plan from stale observations, so the arms
+        hold; it is logged at once.
+        """
+        try:
+            while (frame := self._frames.get()) is not None:
+                state, stamp = frame
+                images = self._env.render(data=state)
+                for camera, publisher in self._image_publishers.items():
+                    publisher.publish(
+                        array_to_image(images[camera], header=Header(stamp=stamp, frame_id=camera))
+                    )
+        except Exception as error:
+            if self.context.ok():
+                self.get_logger().fatal(f"camera rendering stopped: {error!r}")
+
     def destroy_node(self) -> None:
         try:
             self._loop.stop()
         finally:
+            self._queue_frame(None)
+            self._camera_thread.join(timeout=2.0)
             self._env.close()
             super().destroy_node()
 

@@ -136,7 +136,9 @@ class BimanualEnv:
     def instruction(self) -> str:
         return self.task.instruction
 
-    def reset(self, seed: int | None = None, instruction: str | None = None) -> Observation:
+    def reset(
+        self, seed: int | None = None, instruction: str | None = None, *, render: bool = True
+    ) -> Observation:
         """Start an episode; the layout follows `seed`, the goal follows `instruction`."""
         if seed is None:
             seed = int(self._seeds.integers(0, 2**31 - 1))
@@ -149,7 +151,7 @@ class BimanualEnv:
         self.step_count = 0
         self.success = False
         self._ready = True
-        return self.observe()
+        return self.observe(render=render)
 
     def validate_action(self, action: np.ndarray) -> np.ndarray:
         """Check shape, finiteness and joint limits; never clamps."""
@@ -213,8 +215,15 @@ class BimanualEnv:
         images = self.render() if render else {}
         return Observation(images=images, qpos=qpos, qvel=qvel, time=float(self.data.time))
 
-    def render(self, cameras: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        """Render the configured (or given) cameras at the configured size."""
+    def render(
+        self, cameras: tuple[str, ...] | None = None, data: mujoco.MjData | None = None
+    ) -> dict[str, np.ndarray]:
+        """Render the configured (or given) cameras at the configured size.
+
+        `data` (default: the live state) may be a copy taken at an earlier step, so that a
+        thread of its own can render while the physics steps on. The renderer's GL context
+        belongs to the thread that first renders: render from one thread only.
+        """
         cameras = self.config.cameras if cameras is None else cameras
         if cameras and self._renderer is None:
             height, width = self.config.image_size
@@ -227,7 +236,7 @@ class BimanualEnv:
                 ) from error
         images = {}
         for camera in cameras:
-            self._renderer.update_scene(self.data, camera=camera)
+            self._renderer.update_scene(self.data if data is None else data, camera=camera)
             images[camera] = self._renderer.render().copy()
         return images
 
