@@ -227,9 +227,15 @@ class SimBridgeNode(Node):
             except queue.Full:
                 try:
                     self._frames.get_nowait()
-                    self.frames_dropped += 1
                 except queue.Empty:
-                    pass
+                    continue
+                if frame is not None:
+                    self.frames_dropped += 1
+                    self.get_logger().warning(
+                        f"camera frame dropped ({self.frames_dropped} so far): rendering is "
+                        "slower than camera_rate",
+                        throttle_duration_sec=5.0,
+                    )
 
     def _render_frames(self) -> None:
         """The camera thread: render each queued state copy and publish it with its stamp.
