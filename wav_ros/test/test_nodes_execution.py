@@ -97,6 +97,44 @@ def test_sim_images_carry_the_stamp_of_the_tick_they_show(graph_client, spawn_pe
     assert all(common & set(stamps[c]) == common for c in CAMERA_NAMES)  # one stamp per frame
 
 
+@pytest.mark.parametrize("start_on_motion", [True, False])
+def test_the_sim_waits_at_its_reset_state_for_the_first_motion(
+    graph_client, spawn_peer, start_on_motion
+):
+    """Under start_on_motion, an episode's physics starts with the first command that moves
+    the arms (as the demonstrations do), not while nothing is commanded, nor on a command
+    that holds the start pose (what an idle executor streams)."""
+    import time
+
+    from sensor_msgs.msg import JointState
+
+    from wav_interfaces.msg import TaskStatus
+    from wav_ros.nodes.qos import LATCHED
+    from wav_ros.robot_description import JOINT_NAMES
+
+    steps: list[int] = []
+    graph_client.create_subscription(
+        TaskStatus, "/sim/task_status", lambda m: steps.append(m.step), LATCHED
+    )
+    watch = JointStateWatch(graph_client)
+    commands = graph_client.create_publisher(JointState, "/sim/joint_commands", 10)
+    spawn_peer(*sim_args(task="transfer_cube", seed=0, start_on_motion=start_on_motion))
+    start = watch.wait()
+    for _ in range(10):  # 0.5 s of commands holding the start pose
+        commands.publish(JointState(name=list(JOINT_NAMES), position=start.tolist()))
+        time.sleep(0.05)
+    assert (steps[-1] == 0) == start_on_motion, steps[-5:]
+    if start_on_motion:
+        np.testing.assert_array_equal(watch.wait(), start)  # frozen: not even gravity acts
+    moved = start.copy()
+    moved[1] -= 0.05  # left shoulder
+    deadline = time.monotonic() + TIMEOUT_S
+    while watch.wait()[1] > start[1] - 0.01 and time.monotonic() < deadline:
+        commands.publish(JointState(name=list(JOINT_NAMES), position=moved.tolist()))
+        time.sleep(0.05)
+    assert watch.wait()[1] < start[1] - 0.01 and steps[-1] > 0  # stepping, following it
+
+
 def send_goal(runner, trajectory):
     from wav_interfaces.action import ExecuteTrajectory
     from wav_ros.nodes.task_runner import _wait

@@ -15,6 +15,12 @@ simulation fell to ~37 steps/s while the executor streamed 50 commands/s, so eac
 of the tick they show, the same as that tick's /joint_states, like a camera's exposure time; a
 frame still rendering when the next is due is replaced by the newer one, as a camera driver
 drops frames (`frames_dropped`).
+
+With `start_on_motion` (the default) an episode's physics waits, frozen at its reset state,
+until a command moves the arms: the demonstrations the shipped model learnt from, and the
+harness that evaluates it, start moving at the first step, before gravity settles the arms and
+the objects. Stepping meanwhile (false) is what a real robot does; the shipped model solves
+far fewer episodes from such settled starts (reports/training/notes.md, round 13).
 """
 
 from __future__ import annotations
@@ -37,10 +43,15 @@ from wav_ros.nodes.image_codec import array_to_image
 from wav_ros.nodes.qos import LATCHED, SENSOR_DATA
 from wav_ros.robot_description import CAMERA_NAMES, CONTROL_HZ, JOINT_NAMES
 
+#: How far (rad; grippers normalised) a command must move a joint from the episode's start
+#: pose to start its physics, under start_on_motion. Above float32 rounding of that pose,
+#: which is what an idle executor streams back.
+START_TOLERANCE = 1e-6
+
 
 class SimBridgeNode(Node):
-    """See the module docstring. Parameters: task, instruction, seed, image_size, cameras,
-    camera_rate, command_topic, real_time."""
+    """See the module docstring. Parameters: task, instruction, seed, max_steps, image_size,
+    cameras, camera_rate, command_topic, frame_id, start_on_motion."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_bridge", **kwargs)
@@ -56,6 +67,9 @@ class SimBridgeNode(Node):
         declare("camera_rate", 10.0)
         declare("command_topic", "/sim/joint_commands")
         declare("frame_id", "world")
+        # The physics of an episode starts with the first command that moves the arms, as the
+        # demonstrations and the harness start; false: at once, so the scene settles first.
+        declare("start_on_motion", True)
 
         from wav_ros.sim import make_env
 
@@ -71,6 +85,8 @@ class SimBridgeNode(Node):
         self._episode = 0
         self._target: np.ndarray | None = None
         self._done = False
+        self._started = False  # physics stepping in this episode (see start_on_motion)
+        self._start_pose: np.ndarray | None = None
         self._success = False
         self._progress = 0.0
         self.commands_refused = 0
@@ -116,6 +132,8 @@ class SimBridgeNode(Node):
         with self._lock:
             observation = self._env.reset(seed=seed, instruction=instruction, render=False)
             self._target = observation.qpos.copy()
+            self._start_pose = self._target.copy()
+            self._started = not self.get_parameter("start_on_motion").value
             self._done = self._success = False
             self._progress = 0.0
             self._episode += 1
@@ -182,7 +200,10 @@ class SimBridgeNode(Node):
         self._ticks += 1
         render = self._ticks % self._render_every == 0
         with self._lock:
-            if self._done:
+            self._started = self._started or bool(
+                np.any(np.abs(self._target - self._start_pose) > START_TOLERANCE)
+            )
+            if self._done or not self._started:
                 self._publish(self._env.observe(render=False), render=render)
                 return
             result = self._env.step(self._target, render=False)
