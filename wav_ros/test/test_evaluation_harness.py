@@ -160,6 +160,42 @@ def test_policy_args_reach_a_module_factory_as_json_or_strings():
         policy_factory("expert", 0.0, "none", 0, {"noise_std": 0.25})
 
 
+class FirstTimes(HoldStillPolicy):
+    """Hold still, and record the simulated time of the observation each episode starts from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_times: list[float] = []
+        self._fresh = True
+
+    def reset(self, task: str, instruction: str) -> None:
+        super().reset(task, instruction)
+        self._fresh = True
+
+    def select_action(self, obs):
+        if self._fresh:
+            self.first_times.append(obs.time)
+            self._fresh = False
+        return super().select_action(obs)
+
+
+def test_settle_steps_start_the_policy_from_rest_without_spending_the_episode(tmp_path):
+    from wav_ros.evaluation.harness import run_episode
+    from wav_ros.sim import make_env
+
+    env = make_env("transfer_cube", image_size=(32, 32), max_steps=5)
+    policy = FirstTimes()
+    try:
+        plain = run_episode(env, policy, "transfer_cube", 3, None)
+        settled = run_episode(env, policy, "transfer_cube", 3, None, settle_steps=25)
+    finally:
+        env.close()
+    assert policy.first_times == [0.0, pytest.approx(0.5)]  # 25 periods of 20 ms at rest
+    assert plain.length == settled.length == 5
+    with pytest.raises(ValueError, match="settle_steps"):
+        evaluate(HoldStillPolicy, ["insertion"], 1, 0, tmp_path, settle_steps=-1)
+
+
 def test_unknown_tasks_and_settings_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         evaluate(HoldStillPolicy, ["cook_dinner"], episodes=1, seed=0, out_dir=tmp_path)

@@ -43,6 +43,18 @@ def test_step_advances_time_and_skips_rendering_on_request(cube_env):
     assert set(result.info) >= {"success", "progress", "stage_reward"}
 
 
+def test_settling_lets_gravity_act_at_rest_without_spending_episode_steps(cube_env):
+    reset = cube_env.reset(seed=2)
+    settled = cube_env.settle(50)
+    assert cube_env.step_count == 0 and settled.time == pytest.approx(1.0)
+    sag = np.abs(settled.qpos - reset.qpos).max()
+    assert 1e-4 < sag < 0.02  # the arms hold their pose, and gravity pulls them a little
+    later = cube_env.settle(50)
+    assert np.abs(later.qpos - settled.qpos).max() < sag / 10  # at rest
+    with pytest.raises(ValueError, match="steps"):
+        cube_env.settle(-1)
+
+
 def test_a_copy_of_the_state_renders_as_the_state_did_when_copied(cube_env):
     """What lets sim_bridge render on a thread of its own while the physics steps on."""
     import copy

@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-videos", action="store_true")
     parser.add_argument("--image-size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument(
+        "--settle-steps",
+        type=int,
+        default=0,
+        help="control periods the scene settles at rest after each reset (a real robot's start)",
+    )
     parser.add_argument("--noise", type=float, default=0.0, help="expert joint noise std (rad)")
     parser.add_argument("--perturbation", default="none", help="expert preset: none, mild, strong")
     args = parser.parse_args(argv)
@@ -83,11 +89,13 @@ def main(argv: list[str] | None = None) -> None:
         save_videos=not args.no_videos,
         image_size=tuple(args.image_size),
         max_steps=args.max_steps,
+        settle_steps=args.settle_steps,
         policy_id=" ".join(
             [
                 args.policy,
                 *args.policy_arg,
                 f"noise={args.noise} perturbation={args.perturbation} seed={args.seed}",
+                *([f"settle_steps={args.settle_steps}"] if args.settle_steps else []),
             ]
         ),
     )

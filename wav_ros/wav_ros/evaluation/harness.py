@@ -95,6 +95,9 @@ class EvalConfig:
     """Camera image (height, width)."""
     max_steps: int | None = None
     """Override the task's episode length (None: the task's / LIBERO protocol's)."""
+    settle_steps: int = 0
+    """Control periods the scene settles at rest after each reset, before the policy's first
+    step (ALOHA tasks): a real robot starts from rest, the recorded demonstrations did not."""
     video_fps: int = 25
     """Frame rate of the videos (every other 50 Hz frame is kept at 25)."""
     policy_id: str = ""
@@ -110,6 +113,8 @@ class EvalConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.settle_steps < 0:
+            raise ValueError(f"settle_steps must be >= 0, got {self.settle_steps}")
 
 
 @dataclass
@@ -205,13 +210,24 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: int) -> str | None:
 
 
 def run_episode(
-    env: Any, policy: Policy, task: str, seed: int, video_path: Path | None, video_fps: int = 25
+    env: Any,
+    policy: Policy,
+    task: str,
+    seed: int,
+    video_path: Path | None,
+    video_fps: int = 25,
+    settle_steps: int = 0,
 ) -> EpisodeResult:
-    """One closed-loop episode; the policy sees only observations (and the env if privileged)."""
+    """One closed-loop episode; the policy sees only observations (and the env if privileged).
+    With `settle_steps`, the scene first settles at rest (`Env.settle`)."""
     start = time.perf_counter()
     if hasattr(policy, "attach_env"):
         policy.attach_env(env)
     obs = env.reset(seed=seed)
+    if settle_steps:
+        if not hasattr(env, "settle"):
+            raise ValueError(f"settle_steps: {type(env).__name__} cannot settle before a start")
+        obs = env.settle(settle_steps)
     policy.reset(task, env.instruction)
     frames: list[np.ndarray] = []
     keep_every = max(1, round(50 / video_fps))
@@ -257,7 +273,9 @@ def _run_jobs(
             video = None
             if config.save_videos:
                 video = config.out_dir / "videos" / task.replace("/", "__") / f"{seed:06d}.mp4"
-            result = run_episode(envs[task], policy, task, seed, video, config.video_fps)
+            result = run_episode(
+                envs[task], policy, task, seed, video, config.video_fps, config.settle_steps
+            )
             path = _episode_path(config.out_dir, task, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")

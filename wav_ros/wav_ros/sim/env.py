@@ -178,18 +178,7 @@ class BimanualEnv:
         """Apply absolute joint targets for one 20 ms control period."""
         if not self._ready:
             raise RuntimeError("call reset() before step() (and again after an episode ends)")
-        action = self.validate_action(action)
-        ctrl = self.data.ctrl
-        for arm, offset in ((0, 0), (7, 8)):
-            ctrl[offset : offset + 6] = action[arm : arm + 6]
-            finger = unnormalize_gripper(action[arm + 6])
-            ctrl[offset + 6] = finger
-            ctrl[offset + 7] = -finger
-        for _ in range(self.n_substeps):
-            mujoco.mj_step(self.model, self.data)
-        mujoco.mj_forward(
-            self.model, self.data
-        )  # contacts at the new state, as dm_control reads them
+        self._advance(self.validate_action(action))
         self.step_count += 1
         status = self.task.measure(self.data, self.step_count)
         self.success = status.success
@@ -205,6 +194,38 @@ class BimanualEnv:
             "seed": self.episode_seed,
         }
         return StepResult(self.observe(render=render), status.progress, terminated, truncated, info)
+
+    def settle(self, steps: int, *, render: bool = True) -> Observation:
+        """Let the scene come to rest before the episode's first step: `steps` control periods
+        with the arms holding their commanded pose (after a reset: the start pose), not
+        counted as episode steps.
+
+        A reset places the arms and objects where gravity has not yet acted; a real robot
+        starts from rest. The shipped model was trained on unsettled starts only and solves far
+        fewer episodes from settled ones (reports/training/notes.md, round 13).
+        """
+        if not self._ready:
+            raise RuntimeError("call reset() before settle()")
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        for _ in range(steps):
+            self._advance()  # the targets the reset set: its pose
+        return self.observe(render=render)
+
+    def _advance(self, action: np.ndarray | None = None) -> None:
+        """One control period towards absolute joint targets (validated; None: the current)."""
+        if action is not None:
+            ctrl = self.data.ctrl
+            for arm, offset in ((0, 0), (7, 8)):
+                ctrl[offset : offset + 6] = action[arm : arm + 6]
+                finger = unnormalize_gripper(action[arm + 6])
+                ctrl[offset + 6] = finger
+                ctrl[offset + 7] = -finger
+        for _ in range(self.n_substeps):
+            mujoco.mj_step(self.model, self.data)
+        mujoco.mj_forward(
+            self.model, self.data
+        )  # contacts at the new state, as dm_control reads them
 
     def observe(self, *, render: bool = True) -> Observation:
         qpos = self.data.qpos[self._qpos_adr].astype(np.float32)
