@@ -216,7 +216,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"({graph['seed']}..{last}), every node in its own process: "
             f"`{graph_command(graph['episodes'], graph['seed'])}`. The harness rows above call "
             "the model directly; these episodes also go through observation timing, the "
-            "safety gate and blending.",
+            "safety gate and blending. Like the harness's, each episode's physics starts at "
+            "the first moving command (sim_bridge's `start_on_motion`), before the scene "
+            "settles.",
             "",
             to_markdown(graph),
         ]
