@@ -128,11 +128,15 @@ def test_the_sim_waits_at_its_reset_state_for_the_first_motion(
         np.testing.assert_array_equal(watch.wait(), start)  # frozen: not even gravity acts
     moved = start.copy()
     moved[1] -= 0.05  # left shoulder
+
+    def following() -> bool:
+        return watch.wait()[1] < start[1] - 0.01 and steps[-1] > 0  # stepping, following it
+
     deadline = time.monotonic() + TIMEOUT_S
-    while watch.wait()[1] > start[1] - 0.01 and time.monotonic() < deadline:
+    while not following() and time.monotonic() < deadline:
         commands.publish(JointState(name=list(JOINT_NAMES), position=moved.tolist()))
         time.sleep(0.05)
-    assert watch.wait()[1] < start[1] - 0.01 and steps[-1] > 0  # stepping, following it
+    assert following(), (watch.wait()[1], start[1], steps[-5:])
 
 
 def send_goal(runner, trajectory):
