@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -139,6 +140,23 @@ def test_windows_pad_past_the_end(tmp_path):
     assert window.instruction == "task"
     with pytest.raises(IndexError):
         dataset.window(0, 10)
+
+
+def test_the_expert_demonstrates_from_a_settled_start_too():
+    from wav_ros.data.record import RecordConfig
+
+    env = make_env("transfer_cube", image_size=(24, 24), terminate_on_success=False)
+    try:
+        plain = record_episode(env, make_expert("transfer_cube"), seed=0, after_success=0)
+        settled = record_episode(
+            env, make_expert("transfer_cube"), seed=0, after_success=0, settle_steps=50
+        )
+    finally:
+        env.close()
+    assert 1e-4 < np.abs(settled.state[0] - plain.state[0]).max() < 0.02  # gravity acted
+    assert plain.success[-1] and settled.success[-1]
+    with pytest.raises(ValueError, match="max_settle_steps"):
+        RecordConfig(tasks=("transfer_cube",), episodes=1, out=Path("x"), max_settle_steps=-1)
 
 
 def test_recorded_sim_episode_round_trips(tmp_path):

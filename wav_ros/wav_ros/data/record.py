@@ -5,6 +5,9 @@ python -m wav_ros.data.record --task transfer_cube insertion --episodes 50 \
 
 Noisy/perturbed episodes fail sometimes on purpose: value labels need both outcomes. Episodes
 stop `--after-success` steps after the task is first solved (or at the task's step limit).
+With `--max-settle-steps N`, each episode starts after the scene has rested a random 0..N
+control periods (`Env.settle`), as a real robot starts; without, the expert moves at the first
+step, before gravity acts (reports/training/notes.md, round 13).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class RecordConfig:
     """Steps kept after the first success, so the solved state is seen."""
     gamma: float = 0.99
     """Discount of the value labels."""
+    max_settle_steps: int = 0
+    """Each episode first rests a random 0..max_settle_steps control periods, unrecorded."""
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -56,13 +61,22 @@ class RecordConfig:
             raise ValueError(f"noisy_fraction must be in [0, 1], got {self.noisy_fraction}")
         if self.after_success < 0:
             raise ValueError(f"after_success must be >= 0, got {self.after_success}")
+        if self.max_settle_steps < 0:
+            raise ValueError(f"max_settle_steps must be >= 0, got {self.max_settle_steps}")
 
 
 def record_episode(
-    env: BimanualEnv, expert: ScriptedExpert, seed: int, after_success: int
+    env: BimanualEnv,
+    expert: ScriptedExpert,
+    seed: int,
+    after_success: int,
+    settle_steps: int = 0,
 ) -> Episode:
-    """Run the expert from layout `seed`, keeping every frame it saw and every action it took."""
+    """Run the expert from layout `seed`, keeping every frame it saw and every action it took;
+    with `settle_steps`, from the scene settled that long at rest (not recorded)."""
     obs = env.reset(seed=seed)
+    if settle_steps:
+        obs = env.settle(settle_steps)
     expert.reset(env)
     images: dict[str, list[np.ndarray]] = {c: [] for c in env.config.cameras}
     states, actions, rewards, successes = [], [], [], []
@@ -118,7 +132,13 @@ def record(config: RecordConfig) -> Path:
         try:
             for i in range(config.episodes):
                 expert = noisy if rng.random() < config.noisy_fraction else clean
-                episode = record_episode(env, expert, config.seed + i, config.after_success)
+                # Drawn only when asked for, so that recordings without it stay reproducible.
+                settle = (
+                    int(rng.integers(config.max_settle_steps + 1)) if config.max_settle_steps else 0
+                )
+                episode = record_episode(
+                    env, expert, config.seed + i, config.after_success, settle_steps=settle
+                )
                 index = writer.add_episode(episode)
                 success = bool(episode.success[-1])
                 print(f"{task} episode {index}: {len(episode.action)} steps, success={success}")
@@ -144,6 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--after-success", type=int, default=25)
     parser.add_argument("--gamma", type=float, default=0.99)
+    parser.add_argument(
+        "--max-settle-steps",
+        type=int,
+        default=0,
+        help="each episode first rests a random 0..N control periods (a real robot's start)",
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     root = record(
@@ -159,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             image_mode="video" if args.video else "image",
             after_success=args.after_success,
             gamma=args.gamma,
+            max_settle_steps=args.max_settle_steps,
             overwrite=args.overwrite,
         )
     )
