@@ -66,11 +66,14 @@ def test_sim_images_carry_the_stamp_of_the_tick_they_show(graph_client, spawn_pe
     must still be stamped as that tick's /joint_states, so that camera_sync pairs them."""
     import time
 
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
     from sensor_msgs.msg import Image, JointState
 
-    from wav_ros.nodes.qos import SENSOR_DATA
     from wav_ros.robot_description import CAMERA_NAMES
 
+    # Best effort as published, but a deep queue: a loaded machine must not make this test
+    # lose the tick an image shows (it once did, at the sensor-data depth of 5).
+    deep = QoSProfile(depth=500, reliability=QoSReliabilityPolicy.BEST_EFFORT)
     stamps: dict[str, list[int]] = {name: [] for name in (*CAMERA_NAMES, "joint_states")}
 
     def record(name: str, message) -> None:
@@ -78,11 +81,11 @@ def test_sim_images_carry_the_stamp_of_the_tick_they_show(graph_client, spawn_pe
         stamps[name].append(stamp.sec * 1_000_000_000 + stamp.nanosec)
 
     graph_client.create_subscription(
-        JointState, "/joint_states", lambda m: record("joint_states", m), SENSOR_DATA
+        JointState, "/joint_states", lambda m: record("joint_states", m), deep
     )
     for camera in CAMERA_NAMES:
         graph_client.create_subscription(
-            Image, f"/{camera}/image_raw", lambda m, c=camera: record(c, m), SENSOR_DATA
+            Image, f"/{camera}/image_raw", lambda m, c=camera: record(c, m), deep
         )
     spawn_peer(*sim_args(task="transfer_cube", seed=0))
     deadline = time.monotonic() + TIMEOUT_S
