@@ -27,7 +27,13 @@ from wav_ros.sim.env import (
     unnormalize_gripper,
 )
 from wav_ros.sim.scene import ARM_REVOLUTE_JOINTS, BIN_CENTER, build_model, mjcf_joint
-from wav_ros.sim.tasks import START_ARM_QPOS, TASKS, BinSequenceTask, ColorHandoverTask
+from wav_ros.sim.tasks import (
+    ALOHA_SPAWN_HEIGHT,
+    START_ARM_QPOS,
+    TASKS,
+    BinSequenceTask,
+    ColorHandoverTask,
+)
 
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -245,13 +251,25 @@ def plan_bin_sequence(home: Home, cubes: list[np.ndarray]) -> Plan:
     return Plan(waypoints, carries)
 
 
+def at_spawn_height(xyz: np.ndarray) -> np.ndarray:
+    """ACT's plans read each object where gym-aloha places it at reset, in the air: their
+    grasp heights are relative to that. An object already resting on the table (a settled
+    start) is planned for as if at the spawn height, so the plan is the same either way;
+    from its resting height the insertion grasps would reach into the table."""
+    return np.array([xyz[0], xyz[1], ALOHA_SPAWN_HEIGHT])
+
+
 def plan_for(env: BimanualEnv, home: Home, believed: dict[str, np.ndarray]) -> Plan:
     """The task's plan from the believed object positions (free-joint name → xyz)."""
     name = env.spec.name
     if name == "transfer_cube":
-        return plan_transfer_cube(home, believed["red_box_joint"])
+        return plan_transfer_cube(home, at_spawn_height(believed["red_box_joint"]))
     if name == "insertion":
-        return plan_insertion(home, believed["red_peg_joint"], believed["blue_socket_joint"])
+        return plan_insertion(
+            home,
+            at_spawn_height(believed["red_peg_joint"]),
+            at_spawn_height(believed["blue_socket_joint"]),
+        )
     if name == "color_handover":
         assert isinstance(env.task, ColorHandoverTask)
         return plan_color_handover(home, believed[f"{env.task.target}_box_joint"])

@@ -121,10 +121,14 @@ class Task(ABC):
         data.qpos[adr : adr + 7] = pose
 
 
+#: Height (m) at which gym-aloha places its objects at reset, above the table they fall onto.
+ALOHA_SPAWN_HEIGHT = 0.05
+
+
 def _aloha_box_pose(rng: np.random.RandomState, x_range: tuple[float, float]) -> np.ndarray:
     """gym-aloha's sampler (utils.sample_box_pose): uniform x, y in [0.4, 0.6], z 0.05."""
-    low = np.array([x_range[0], 0.4, 0.05])
-    high = np.array([x_range[1], 0.6, 0.05])
+    low = np.array([x_range[0], 0.4, ALOHA_SPAWN_HEIGHT])
+    high = np.array([x_range[1], 0.6, ALOHA_SPAWN_HEIGHT])
     return np.concatenate([rng.uniform(low, high), [1.0, 0.0, 0.0, 0.0]])
 
 
