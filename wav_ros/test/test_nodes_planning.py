@@ -266,3 +266,33 @@ def test_the_planner_times_its_chunk_within_the_velocity_limits(
     assert validate_trajectory(chunk, None, 0.0, SafetyLimits.from_yaml(slow_file)) == []
     uniform = JointTrajectoryData(chunk.joint_names, 0.02 * np.arange(1, 17), positions, 0.0)
     assert validate_trajectory(uniform, None, 0.0, SafetyLimits.from_yaml(slow_file)) != []
+
+
+def test_planner_parameters_are_validated_at_start_and_when_set(ros_context, checkpoint):
+    from rclpy.parameter import Parameter
+
+    from wav_ros.nodes.latent_planner import LatentPlannerNode
+    from wav_ros.planning import PlannerConfig
+
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        LatentPlannerNode(parameter_overrides=[Parameter("planner.temperature", value=-1.0)])
+    node = LatentPlannerNode(parameter_overrides=[Parameter("checkpoint", value=str(checkpoint))])
+    try:
+        node.trigger_configure()
+        chunk = node.policy.config.chunk_size
+        for name, value, match in [
+            ("planner.iterations", -1, "iterations must be an int >= 0"),
+            ("planner.method", "greedy", "method must be one of"),
+            ("execute_steps", chunk + 1, f"must be in 0..{chunk}"),
+        ]:
+            (result,) = node.set_parameters([Parameter(name, value=value)])
+            assert not result.successful and match in result.reason, (name, result.reason)
+        assert node._configured_planner == PlannerConfig()  # the refused values never landed
+        assert node.get_parameter("execute_steps").value == 0
+        accepted = node.set_parameters(
+            [Parameter("planner.iterations", value=3), Parameter("execute_steps", value=chunk)]
+        )
+        assert all(result.successful for result in accepted)
+        assert node._configured_planner.iterations == 3 and node.execute_steps == chunk
+    finally:
+        node.destroy_node()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import TransitionCallbackReturn
 from std_msgs.msg import Header
@@ -243,6 +244,9 @@ class LatentPlannerNode(ModelNode):
         # Points of each chunk the caller executes before the next plan, returned with every
         # plan (0: the checkpoint's execute_steps, chosen where nothing holds still to plan).
         declare("execute_steps", 0)
+        if error := self._parameters_error({}):
+            raise ValueError(f"latent_planner: {error}")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._plan_lock = threading.Lock()
         self.joint_limits = load_joint_limits(self.get_parameter("limits_file").value)
@@ -307,12 +311,36 @@ class LatentPlannerNode(ModelNode):
         self._set_state(PlannerStatus.STATE_UNCONFIGURED, self.load_error)
         return result
 
-    def _execute_steps_error(self) -> str:
-        """Why the execute_steps parameter does not fit the loaded checkpoint, or ""."""
-        value, chunk = self.get_parameter("execute_steps").value, self.policy.config.chunk_size
-        if 0 <= value <= chunk:
+    def _execute_steps_error(self, value: int | None = None) -> str:
+        """Why execute_steps (the parameter's, or a proposed `value`) does not fit the loaded
+        checkpoint (without one: is negative), or ""."""
+        if value is None:
+            value = self.get_parameter("execute_steps").value
+        chunk = self.policy.config.chunk_size if self.policy is not None else None
+        if value >= 0 and (chunk is None or value <= chunk):
             return ""
-        return f"parameter execute_steps={value} must be in 0..{chunk} (0: the checkpoint's)"
+        upper = chunk if chunk is not None else "chunk_size"
+        return f"parameter execute_steps={value} must be in 0..{upper} (0: the checkpoint's)"
+
+    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+        """Planner parameters are read at every plan: a `ros2 param set` they could not plan
+        with is refused here (the old value stays) instead of refusing every later plan."""
+        error = self._parameters_error({p.name: p.value for p in parameters})
+        return SetParametersResult(successful=not error, reason=error)
+
+    def _parameters_error(self, changes: dict[str, Any]) -> str:
+        """Why the parameters with `changes` (name → proposed value) would not plan, or ""."""
+        values = {
+            name: changes.get(f"planner.{name}", self.get_parameter(f"planner.{name}").value)
+            for name in PLANNER_PARAMETERS
+        }
+        try:
+            PlannerConfig(**values)
+        except (TypeError, ValueError) as error:
+            return f"invalid planner parameters: {error}"
+        if "execute_steps" in changes:
+            return self._execute_steps_error(changes["execute_steps"])
+        return ""
 
     @property
     def execute_steps(self) -> int:
