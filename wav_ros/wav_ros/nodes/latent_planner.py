@@ -26,6 +26,7 @@ from geometry_msgs.msg import Point
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
@@ -312,8 +313,8 @@ class LatentPlannerNode(ModelNode):
         return result
 
     def _execute_steps_error(self, value: int | None = None) -> str:
-        """Why execute_steps (the parameter's, or a proposed `value`) does not fit the loaded
-        checkpoint (without one: is negative), or ""."""
+        """Why execute_steps (the parameter's, or a proposed `value`) is outside 0..chunk_size
+        of the loaded checkpoint (before one is loaded: negative), or ""."""
         if value is None:
             value = self.get_parameter("execute_steps").value
         chunk = self.policy.config.chunk_size if self.policy is not None else None
@@ -322,7 +323,7 @@ class LatentPlannerNode(ModelNode):
         upper = chunk if chunk is not None else "chunk_size"
         return f"parameter execute_steps={value} must be in 0..{upper} (0: the checkpoint's)"
 
-    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Planner parameters are read at every plan: a `ros2 param set` they could not plan
         with is refused here (the old value stays) instead of refusing every later plan."""
         error = self._parameters_error({p.name: p.value for p in parameters})
