@@ -74,9 +74,7 @@ def record_episode(
 ) -> Episode:
     """Run the expert from layout `seed`, keeping every frame it saw and every action it took;
     with `settle_steps`, from the scene settled that long at rest (not recorded)."""
-    obs = env.reset(seed=seed, render=not settle_steps)  # a settled start renders after it
-    if settle_steps:
-        obs = env.settle(settle_steps)
+    obs = env.reset(seed=seed, settle_steps=settle_steps)
     expert.reset(env)
     images: dict[str, list[np.ndarray]] = {c: [] for c in env.config.cameras}
     states, actions, rewards, successes = [], [], [], []

@@ -223,11 +223,12 @@ def run_episode(
     start = time.perf_counter()
     if hasattr(policy, "attach_env"):
         policy.attach_env(env)
-    obs = env.reset(seed=seed)
-    if settle_steps:
-        if not hasattr(env, "settle"):
-            raise ValueError(f"settle_steps: {type(env).__name__} cannot settle before a start")
-        obs = env.settle(settle_steps)
+    if not settle_steps:
+        obs = env.reset(seed=seed)  # LIBERO's reset takes no settle_steps
+    elif hasattr(env, "settle"):
+        obs = env.reset(seed=seed, settle_steps=settle_steps)
+    else:
+        raise ValueError(f"settle_steps: {type(env).__name__} cannot settle before a start")
     policy.reset(task, env.instruction)
     frames: list[np.ndarray] = []
     keep_every = max(1, round(50 / video_fps))

@@ -137,9 +137,15 @@ class BimanualEnv:
         return self.task.instruction
 
     def reset(
-        self, seed: int | None = None, instruction: str | None = None, *, render: bool = True
+        self,
+        seed: int | None = None,
+        instruction: str | None = None,
+        *,
+        render: bool = True,
+        settle_steps: int = 0,
     ) -> Observation:
-        """Start an episode; the layout follows `seed`, the goal follows `instruction`."""
+        """Start an episode; the layout follows `seed`, the goal follows `instruction`; with
+        `settle_steps`, from the scene settled that long at rest (`settle`)."""
         if seed is None:
             seed = int(self._seeds.integers(0, 2**31 - 1))
         if instruction is None:
@@ -151,7 +157,7 @@ class BimanualEnv:
         self.step_count = 0
         self.success = False
         self._ready = True
-        return self.observe(render=render)
+        return self.settle(settle_steps, render=render)
 
     def validate_action(self, action: np.ndarray) -> np.ndarray:
         """Check shape, finiteness and joint limits; never clamps."""
