@@ -209,7 +209,11 @@ def test_executor_refuses_bad_goals_and_honours_estop_and_cancel(graph_client, s
     runner = graph_client
     watch = JointStateWatch(runner)
     spawn_peer(*sim_args(task="transfer_cube"))
-    spawn_peer(*EXECUTOR)
+    # A looser deadman than launched: on a loaded 2-core CI runner this process's 10 Hz
+    # heartbeat once arrived 0.516 s apart and the deadman (rightly) stopped the motion this
+    # test cancels. Its timing is unit-tested (test_execution_safety); over the wire this
+    # test checks that motion is refused until heartbeats arrive.
+    spawn_peer(*EXECUTOR, "--ros-args", "-p", "deadman_timeout:=2.0")
     start = watch.wait()
     now = Time  # a zero stamp: "start when received" (plan staleness is unit-tested)
 
