@@ -336,34 +336,59 @@ def test_resumed_stage_continues_the_uninterrupted_loss_curve(
 
 
 def test_runs_sharing_a_latent_cache_read_no_images(dataset, model_json, tmp_path, monkeypatch):
-    import wav_ros.data.lerobot_format as lerobot_format
+    """The cache holds one file per dataset: a later run on one more dataset reads the images
+    of, and encodes, only that one."""
+    import shutil
 
-    cache = tmp_path / "shared" / "latents.pt"
+    cache = tmp_path / "shared"
     steps = {"tokenizer": 2, "video": 2, "value": 2}
     first = train_config(
         dataset, tmp_path / "first", model_json, ("tokenizer", "video"), steps, latent_cache=cache
     )
     Trainer(first).run()
-    assert cache.is_file() and not (first.out / "latents.pt").exists()
-    encoded = torch.load(cache, weights_only=True)
+    (cached,) = cache.iterdir()
+    assert cached.name.startswith(f"{dataset.name}-") and not (first.out / "latents").exists()
+    encoded = torch.load(cached, weights_only=True)["latents"]
 
-    def no_decoding(data: bytes) -> np.ndarray:
-        raise AssertionError("an image was decoded although its latents were cached")
+    read_with_images: list[Path] = []
+    episode = LeRobotDataset.episode
 
-    monkeypatch.setattr(lerobot_format, "_decode_png", no_decoding)
+    def recording_episode(self, index, images=True):
+        if images:
+            read_with_images.append(self.root)
+        return episode(self, index, images=images)
+
+    monkeypatch.setattr(LeRobotDataset, "episode", recording_episode)
+    more = shutil.copytree(dataset, tmp_path / "more")
     init = first.out / "stages" / "video" / "final"  # the same tokenizer: the cache fits
     second_config = train_config(
-        dataset, tmp_path / "second", model_json, ("value",), steps, init=init, latent_cache=cache
+        (dataset, more),
+        tmp_path / "second",
+        model_json,
+        ("value",),
+        steps,
+        init=init,
+        latent_cache=cache,
     )
     second = Trainer(second_config)
     second.run()
     assert sorted(metric_rows(second_config.out, "value")) == [1, 2]
-    assert not second.store.has_images
-    for episode, latents in zip(second.store.episodes, encoded["latents"], strict=True):
-        assert torch.equal(episode.latents, latents)
+    assert set(read_with_images) == {more}  # the cached dataset's images were not read
+    assert len(list(cache.iterdir())) == 2 and not second.store.has_images
+    first_part, more_part = second.store.parts
+    for latents, cached_latents in zip(
+        second.store.episodes[first_part.episodes], encoded, strict=True
+    ):
+        assert torch.equal(latents.latents, cached_latents)
+    for ours, theirs in zip(
+        second.store.episodes[more_part.episodes],
+        second.store.episodes[first_part.episodes],
+        strict=True,
+    ):  # a copy of the same frames, encoded by the same tokenizer
+        torch.testing.assert_close(ours.latents, theirs.latents)
 
     # other windows (every frame instead of every 2nd) must not reuse those latents
-    monkeypatch.undo()
+    read_with_images.clear()
     strided = train_config(
         dataset,
         tmp_path / "third",
@@ -375,7 +400,7 @@ def test_runs_sharing_a_latent_cache_read_no_images(dataset, model_json, tmp_pat
         data=DataConfig(frame_stride=1),
     )
     Trainer(strided).run()
-    assert torch.load(cache, weights_only=True)["key"] != encoded["key"]
+    assert read_with_images and len(list(cache.iterdir())) == 3
 
 
 def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_json, tmp_path):
@@ -687,7 +712,7 @@ def test_cli_maps_onto_the_config(tmp_path):
             "--imitate",
             "successful",
             "--latent-cache",
-            str(tmp_path / "latents.pt"),
+            str(tmp_path / "latents"),
             "--state-noise",
             "0.05",
         ]
@@ -698,7 +723,7 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.value_conditioning == "sampled_chunk" and config.feature_noise_level == 0.5
     assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
     assert config.data.imitate == "successful"
-    assert config.latent_cache == tmp_path / "latents.pt" and config.data.state_noise == 0.05
+    assert config.latent_cache == tmp_path / "latents" and config.data.state_noise == 0.05
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
     assert single.data.imitate == "all" and single.latent_cache is None

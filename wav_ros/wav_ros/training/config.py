@@ -67,10 +67,11 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     """Which windows of the dataset are samples."""
     latent_cache: Path | None = None
-    """File of the cached VAE latents (None: `out`/latents.pt). Runs on the same data with the
-    same tokenizer may share one (the direct baseline beside its WAV run, a later phase): the
-    file is keyed by the tokenizer's weights, the datasets and the windows' frames, and a run
-    that finds it skips reading the images and encoding them."""
+    """Folder of the cached VAE latents (None: `out`/latents), one file per dataset, keyed by
+    the tokenizer's weights, the dataset (path and episode lengths) and the windows' frames.
+    Runs with the same tokenizer may share one (the direct baseline beside its WAV run, a later
+    phase, a run on one more dataset): they read no images for, and do not encode, the
+    datasets cached already."""
     mixed_precision: str = "no"
     """accelerate's mixed precision: "no", "fp16", "bf16"."""
     progress: bool = True

@@ -79,6 +79,20 @@ class _Episode:
     success: bool = False
 
 
+@dataclass(frozen=True)
+class DatasetPart:
+    """The episodes one dataset gave a store, `episodes[first : first + count]`: the unit the
+    latent cache keeps, so that a run on one more dataset encodes only that one."""
+
+    root: Path
+    first: int
+    count: int
+
+    @property
+    def episodes(self) -> slice:
+        return slice(self.first, self.first + self.count)
+
+
 @dataclass
 class WindowStore:
     """In-memory training windows of one dataset for one model config."""
@@ -92,6 +106,8 @@ class WindowStore:
     """The dataset's meta/stats.json (empty for several datasets)."""
     latent_key: str | None = None
     """Identifies the tokenizer whose latents are cached (None: none cached)."""
+    parts: list[DatasetPart] = field(default_factory=list)
+    """Which episodes each dataset gave, in order."""
 
     @classmethod
     def from_dataset(
@@ -143,7 +159,10 @@ class WindowStore:
                 )
             )
             anchors.extend((index, int(t)) for t in starts)
-        return cls(config, data, episodes, np.asarray(anchors, np.int64), dataset.stats)
+        part = DatasetPart(Path(root), 0, len(episodes))
+        return cls(
+            config, data, episodes, np.asarray(anchors, np.int64), dataset.stats, parts=[part]
+        )
 
     @classmethod
     def from_datasets(
@@ -175,11 +194,12 @@ class WindowStore:
             raise ValueError(
                 f"datasets {[str(r) for r in roots]} differ in (state, action) widths {widths}"
             )
-        episodes, anchors = [], []
+        episodes, anchors, parts = [], [], []
         for store in stores:
             anchors.append(store.anchors + np.asarray([len(episodes), 0], np.int64))
+            parts.append(replace(store.parts[0], first=len(episodes)))
             episodes.extend(store.episodes)
-        return cls(config, data, episodes, np.concatenate(anchors))
+        return cls(config, data, episodes, np.concatenate(anchors), parts=parts)
 
     def __len__(self) -> int:
         return len(self.anchors)
@@ -192,23 +212,25 @@ class WindowStore:
     def has_images(self) -> bool:
         return all(e.images is not None for e in self.episodes)
 
-    def latents_fit(self, latents: list[Tensor]) -> bool:
+    def latents_fit(self, latents: list[Tensor], part: DatasetPart) -> bool:
         """Whether `latents` (one (kept, V, C, h, h) tensor per episode, as `cache_latents`
-        leaves them) cover exactly this store's kept frames."""
+        leaves them) cover exactly the kept frames of `part`'s episodes."""
         views = len(self.config.camera_names)
-        return len(latents) == len(self.episodes) and all(
+        episodes = self.episodes[part.episodes]
+        return len(latents) == len(episodes) and all(
             len(lat) == int((e.frame_rows >= 0).sum()) and lat.shape[1] == views
-            for e, lat in zip(self.episodes, latents, strict=False)
+            for e, lat in zip(episodes, latents, strict=False)
         )
 
-    def attach_latents(self, latents: list[Tensor], key: str) -> None:
-        """Take latents cached earlier by `cache_latents` with the tokenizer `key` names,
-        instead of encoding the frames again; the frames are dropped."""
-        if not self.latents_fit(latents):
-            raise ValueError("the latents do not match this store's episodes and kept frames")
-        for episode, episode_latents in zip(self.episodes, latents, strict=True):
+    def attach_latents(self, latents: list[Tensor], part: DatasetPart) -> None:
+        """Take `part`'s latents cached earlier by `cache_latents` instead of encoding its
+        frames again; its frames are dropped."""
+        if not self.latents_fit(latents, part):
+            raise ValueError(
+                f"the latents do not match the episodes and kept frames of {part.root}"
+            )
+        for episode, episode_latents in zip(self.episodes[part.episodes], latents, strict=True):
             episode.latents, episode.images = episode_latents, None
-        self.latent_key = key
 
     @property
     def num_failed_episodes(self) -> int:
@@ -231,10 +253,18 @@ class WindowStore:
         return np.concatenate([e.images.reshape(-1, *e.images.shape[-3:]) for e in self.episodes])
 
     @torch.no_grad()
-    def cache_latents(self, encode: Any, batch_size: int = 64, progress: Any = None) -> None:
-        """Replace kept frames by `encode(uint8 (B, H, W, 3)) -> (B, C, h, h)` and drop images."""
-        self._require_images()
-        for episode in self.episodes:
+    def cache_latents(
+        self,
+        encode: Any,
+        part: DatasetPart | None = None,
+        batch_size: int = 64,
+        progress: Any = None,
+    ) -> list[Tensor]:
+        """Replace the kept frames of `part`'s episodes (None: every episode) by
+        `encode(uint8 (B, H, W, 3)) -> (B, C, h, h)`, drop them, and return the latents."""
+        episodes = self.episodes[part.episodes] if part is not None else self.episodes
+        self._require_images(episodes)
+        for episode in episodes:
             flat = episode.images.reshape(-1, *episode.images.shape[-3:])
             parts = [
                 encode(torch.from_numpy(flat[i : i + batch_size]))
@@ -245,6 +275,7 @@ class WindowStore:
             episode.images = None
             if progress is not None:
                 progress.update(1)
+        return [e.latents for e in episodes]
 
     def latent_stats(self) -> dict[str, list[float]]:
         """Per-channel mean/std of the cached latents (the Normalizer's `latent` group)."""
@@ -322,8 +353,8 @@ class WindowStore:
             batch["latents"] = torch.stack(frames)
         return batch
 
-    def _require_images(self) -> None:
-        if not self.has_images:
+    def _require_images(self, episodes: list[_Episode] | None = None) -> None:
+        if any(e.images is None for e in (self.episodes if episodes is None else episodes)):
             raise RuntimeError(
                 "no frames in memory: replaced by latents already, or read with images=False"
             )

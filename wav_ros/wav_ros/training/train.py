@@ -106,8 +106,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "--latent-cache",
         type=Path,
         default=None,
-        help="cached VAE latents file (default: OUT/latents.pt); runs on the same data with "
-        "the same tokenizer may share one and then skip reading the images",
+        help="folder of cached VAE latents, one file per dataset (default: OUT/latents); "
+        "runs with the same tokenizer may share one and then neither read the images of nor "
+        "encode the datasets cached in it",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))

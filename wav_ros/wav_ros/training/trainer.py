@@ -11,8 +11,9 @@ Run layout under `TrainConfig.out`:
     stages/<stage>/final/                          save_pretrained of the finished stage
                                                    (its EMA weights where ema_decay > 0)
     stages/<stage>/eval/step-<step>/               closed-loop evaluations during training
-    latents.pt                                     cached VAE latents (keyed by the tokenizer
-                                                   and data; TrainConfig.latent_cache moves it)
+    latents/<dataset>-<digest>.pt                  cached VAE latents, one file per dataset
+                                                   and tokenizer (TrainConfig.latent_cache
+                                                   moves the folder)
     metrics.jsonl                                  {"stage", "step", "loss", "lr", ...} rows
     train_summary.json                             wall time, device, loss start/end per stage
 
@@ -30,6 +31,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from wav_ros.training.config import TrainConfig
-from wav_ros.training.data import WindowStore, _mix, window_frame_offsets
+from wav_ros.training.data import DatasetPart, WindowStore, _mix, window_frame_offsets
 from wav_ros.training.ema import WeightEMA
 from wav_ros.training.policies import load_policy
 
@@ -156,47 +158,68 @@ class Trainer:
         return policy
 
     def _ensure_latents(self, policy: nn.Module) -> WindowStore:
-        """The store with the policy's VAE latents of the kept frames, encoded once per
-        tokenizer and saved in the latent cache: a resumed or later run with the same tokenizer
-        and data (or pointed at the same `latent_cache`) neither reads the frames nor runs the
-        encoder."""
-        key = _tokenizer_key(policy, self.config)
+        """The store with the policy's VAE latents of the kept frames. They are cached per
+        dataset and tokenizer in the latent cache folder, so a resumed or later run, or one on
+        more datasets, encodes only the datasets not cached yet and reads no images for the
+        others."""
+        key = _tokenizer_key(policy)
         if self.store is not None and self.store.latent_key == key:
             return self.store
-        cache = self.config.latent_cache or self.config.out / "latents.pt"
-        if cache.is_file():
-            saved = torch.load(cache, weights_only=True)
-            store = self._load_store(policy) if saved["key"] == key else None
-            if store is not None and store.latents_fit(saved["latents"]):
-                store.attach_latents(saved["latents"], key)
-                self._log(f"latents loaded from {cache}")
-                return store
-            self._log(f"{cache} holds latents of another tokenizer or data: encoding again")
-        store = self._load_store(policy, images=True)
+        folder = self.config.latent_cache or self.config.out / "latents"
+        store = self._load_store(policy)
+        files = {part: folder / _latent_file_name(store, part, key) for part in store.parts}
+        missing = []
+        for part, file in files.items():
+            saved = torch.load(file, weights_only=True) if file.is_file() else None
+            if saved is not None and store.latents_fit(saved["latents"], part):
+                store.attach_latents(saved["latents"], part)
+            else:
+                missing.append(part)
+        if len(missing) < len(files):
+            self._log(f"latents of {len(files) - len(missing)} dataset(s) loaded from {folder}")
+        if missing:
+            self._encode_latents(policy, store, missing, files)
+        store.latent_key = key
+        return store
+
+    def _encode_latents(
+        self,
+        policy: nn.Module,
+        store: WindowStore,
+        parts: list[DatasetPart],
+        files: dict[DatasetPart, Path],
+    ) -> None:
+        """Encode `parts` of the store (from its frames where it holds them, else read from
+        their dataset) and save each in its cache file."""
         from tqdm.auto import tqdm
 
         from wav_ros.model.tokenizer import VisualTokenizer
 
         tokenizer = policy.tokenizer.to(self.accelerator.device).eval()
+
+        def encode(images: Tensor) -> Tensor:
+            return tokenizer.encode(VisualTokenizer.to_pixels(images.to(self.accelerator.device)))
+
         started = time.perf_counter()
         with tqdm(
-            total=len(store.episodes),
+            total=sum(part.count for part in parts),
             desc="cache latents",
             unit="episode",
             disable=not (self.config.progress and self.accelerator.is_main_process),
         ) as bar:
-            store.cache_latents(
-                lambda images: tokenizer.encode(
-                    VisualTokenizer.to_pixels(images.to(self.accelerator.device))
-                ),
-                progress=bar,
-            )
-        store.latent_key = key
-        self._log(f"latents cached in {time.perf_counter() - started:.0f} s")
-        if self.accelerator.is_main_process:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": key, "latents": [e.latents for e in store.episodes]}, cache)
-        return store
+            for part in parts:
+                if all(e.images is not None for e in store.episodes[part.episodes]):
+                    latents = store.cache_latents(encode, part, progress=bar)
+                else:
+                    data = replace(self.config.data, max_episodes=part.count)
+                    alone = WindowStore.from_dataset(part.root, policy.config, data, images=True)
+                    latents = alone.cache_latents(encode, progress=bar)
+                    store.attach_latents(latents, part)
+                if self.accelerator.is_main_process:
+                    files[part].parent.mkdir(parents=True, exist_ok=True)
+                    torch.save({"latents": latents}, files[part])
+        names = ", ".join(str(part.root) for part in parts)
+        self._log(f"latents of {names} cached in {time.perf_counter() - started:.0f} s")
 
     # ------------------------------------------------------------------ run
     def run(self) -> nn.Module:
@@ -488,22 +511,28 @@ def _is_default_latent(policy: nn.Module) -> bool:
     return all(m == 0.0 for m in stats["mean"]) and all(s == 1.0 for s in stats["std"])
 
 
-def _tokenizer_key(policy: nn.Module, config: TrainConfig) -> str:
+def _tokenizer_key(policy: nn.Module) -> str:
+    """Identifies the tokenizer's weights."""
     digest = hashlib.sha256()
     for name, tensor in sorted(policy.tokenizer.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().numpy().tobytes())
-    digest.update(
-        json.dumps(
-            [
-                [str(root.resolve()) for root in config.datasets],
-                config.data.frame_stride,
-                config.data.max_episodes,
-                window_frame_offsets(policy.config).tolist(),
-            ]
-        ).encode()
-    )
     return digest.hexdigest()
+
+
+def _latent_file_name(store: WindowStore, part: DatasetPart, tokenizer_key: str) -> str:
+    """The cache file of one dataset's latents: named by the dataset and a digest of the
+    tokenizer, the dataset's path and episode lengths, and the windows' frames."""
+    lengths = [len(e.action) for e in store.episodes[part.episodes]]
+    identity = [
+        tokenizer_key,
+        str(part.root.resolve()),
+        lengths,
+        store.data.frame_stride,
+        window_frame_offsets(store.config).tolist(),
+    ]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    return f"{part.root.name}-{digest}.pt"
 
 
 def _names(datasets: tuple[Path, ...]) -> str:
