@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import rclpy
+from rclpy.context import Context
 from rclpy.executors import (
     Executor,
     ExternalShutdownException,
@@ -20,12 +21,30 @@ from rclpy.executors import (
 from rclpy.node import Node
 
 
+@contextlib.contextmanager
+def quiet_on_shutdown(context: Context | None = None) -> Iterator[None]:
+    """End quietly when the context was shut down (Ctrl-C, bringup's SIGINT) under the code.
+
+    A signal can shut the context down between an executor's `ok()` check and its wait (which
+    then raises RCLError "context is not valid"), or while a callback takes a message ("Unable
+    to convert call argument"): that is the shutdown itself, not a fault. Anything raised while
+    the context is still valid propagates.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok(context=context):
+            raise
+
+
 def spin_in_background(executor: Executor, name: str) -> threading.Thread:
     """Spin `executor` on a daemon thread until it is shut down; the context shutting down
-    (Ctrl-C, bringup's SIGINT) ends the thread the same quiet way instead of a traceback."""
+    ends the thread the same quiet way as the main spin instead of a traceback."""
 
     def spin() -> None:
-        with contextlib.suppress(ExternalShutdownException):
+        with quiet_on_shutdown(executor.context):
             executor.spin()
 
     thread = threading.Thread(target=spin, name=name, daemon=True)
@@ -50,26 +69,20 @@ def run_nodes(
     rclpy.init(args=args)
     nodes: list[Node] = []
     try:
-        nodes = [factory() for factory in factories]
-        for node in nodes:
-            if isinstance(node, ModelNode):
-                node.autostart()
-        count = threads(nodes) if callable(threads) else threads
-        executor = (
-            MultiThreadedExecutor(num_threads=count) if count > 1 else SingleThreadedExecutor()
-        )
-        for node in nodes:
-            executor.add_node(node)
-        names = ", ".join(node.get_name() for node in nodes)
-        nodes[0].get_logger().info(f"ready: {names}")
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # A signal shuts the context down while a callback may be taking a message; what that
-        # raises (e.g. "Unable to convert call argument") is the shutdown itself, not a fault.
-        if rclpy.ok():
-            raise
+        with quiet_on_shutdown():
+            nodes = [factory() for factory in factories]
+            for node in nodes:
+                if isinstance(node, ModelNode):
+                    node.autostart()
+            count = threads(nodes) if callable(threads) else threads
+            executor = (
+                MultiThreadedExecutor(num_threads=count) if count > 1 else SingleThreadedExecutor()
+            )
+            for node in nodes:
+                executor.add_node(node)
+            names = ", ".join(node.get_name() for node in nodes)
+            nodes[0].get_logger().info(f"ready: {names}")
+            executor.spin()
     finally:
         for node in nodes:
             node.destroy_node()
