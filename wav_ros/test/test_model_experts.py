@@ -195,6 +195,39 @@ def test_unknown_value_conditioning_is_refused() -> None:
 
     with pytest.raises(ValueError, match="value_conditioning"):
         ActionExpertConfig(value_conditioning="oracle")
+    with pytest.raises(ValueError, match="video_loss_weight"):
+        ActionExpertConfig(video_loss_weight=-0.1)
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_action_stage_trains_the_video_expert_when_given_a_video_loss_weight(
+    weight: float,
+) -> None:
+    """Weight 0: the action loss alone reaches the video expert through its features; any
+    weight adds that much of the video expert's own flow-matching loss, and no more."""
+    from dataclasses import replace
+
+    def perturbed_policy(video_loss_weight: float | None) -> WAVPolicy:
+        config = replace(CONFIG, action=replace(CONFIG.action, video_loss_weight=video_loss_weight))
+        torch.manual_seed(0)
+        policy = WAVPolicy(config).train()
+        with torch.no_grad():  # leave the zero-initialised gates, so the video features matter
+            for parameter in policy.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+        return policy
+
+    batch = make_batch()
+    frozen = perturbed_policy(None)
+    frozen_loss, _ = frozen.compute_loss(batch, "action", torch.Generator().manual_seed(3))
+    policy = perturbed_policy(weight)
+    loss, logs = policy.compute_loss(batch, "action", torch.Generator().manual_seed(3))
+    assert loss.item() == pytest.approx(frozen_loss.item() + weight * logs["video_loss"], rel=1e-5)
+    assert {id(p) for p in policy.stage_parameters("action")} == {
+        id(p) for p in (*policy.action.parameters(), *policy.video.parameters())
+    }
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.video.parameters())
+    assert all(p.grad is None for p in policy.value.parameters())
 
 
 def overfit(stage: str, batch: dict[str, object], steps: int, lr: float) -> list[float]:

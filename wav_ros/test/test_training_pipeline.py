@@ -676,6 +676,8 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         TrainConfig(datasets=dataset, out=tmp_path, value_conditioning="oracle")
     with pytest.raises(ValueError, match="feature_noise_level"):
         TrainConfig(datasets=dataset, out=tmp_path, feature_noise_level=0.0)
+    with pytest.raises(ValueError, match="video_loss_weight"):
+        TrainConfig(datasets=dataset, out=tmp_path, video_loss_weight=-1.0)
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(datasets=dataset, out=tmp_path, ema_decay=1.0)
     with pytest.raises(ValueError, match="cameras"):
@@ -715,6 +717,8 @@ def test_cli_maps_onto_the_config(tmp_path):
             str(tmp_path / "latents"),
             "--state-noise",
             "0.05",
+            "--video-loss-weight",
+            "0.5",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
@@ -724,15 +728,16 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
     assert config.data.imitate == "successful"
     assert config.latent_cache == tmp_path / "latents" and config.data.state_noise == 0.05
+    assert config.video_loss_weight == 0.5
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
     assert single.data.imitate == "all" and single.latent_cache is None
-    assert single.data.state_noise == 0.0
+    assert single.data.state_noise == 0.0 and single.video_loss_weight is None
     several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])
     assert several.datasets == (Path("a"), Path("b"))
 
 
-def test_value_conditioning_override_is_trained_and_saved(dataset, model_json, tmp_path):
+def test_action_stage_overrides_are_trained_and_saved(dataset, model_json, tmp_path):
     torch.manual_seed(0)
     WAVPolicy(micro_config()).save_pretrained(tmp_path / "init")
     config = train_config(
@@ -743,11 +748,22 @@ def test_value_conditioning_override_is_trained_and_saved(dataset, model_json, t
         {"action": 1},
         init=tmp_path / "init",
         value_conditioning="sampled_chunk",
+        video_loss_weight=0.5,
     )
     trained = Trainer(config).run()
     assert trained.config.action.value_conditioning == "sampled_chunk"
+    assert trained.config.action.video_loss_weight == 0.5
+    init = WAVPolicy.from_pretrained(tmp_path / "init")
     final = WAVPolicy.from_pretrained(tmp_path / "run" / "stages" / "action" / "final")
     assert final.config.action.value_conditioning == "sampled_chunk"
+    assert final.config.action.video_loss_weight == 0.5
+
+    def changed(module: str) -> bool:
+        before, after = getattr(init, module).state_dict(), getattr(final, module).state_dict()
+        return any(not torch.equal(before[name], after[name]) for name in before)
+
+    assert changed("action") and changed("video")  # the video expert trained with the action
+    assert not changed("value") and not changed("tokenizer")
 
 
 def test_a_new_feature_noise_level_is_trained_from_the_value_stage(dataset, model_json, tmp_path):

@@ -176,10 +176,22 @@ class ActionExpertConfig:
     """Which value chunk the action stage trains on: "true_chunk" (the demonstration's
     return-to-go, teacher-forced) or "sampled_chunk" (drawn by the value expert, as at
     inference)."""
+    video_loss_weight: float | None = None
+    """None: the action stage trains the action expert alone, on frozen video features (the
+    paper's post-training). A number >= 0: it trains the video expert too, through the features
+    the action expert reads (a trainable path from the images to the actions, as the direct
+    baseline has), plus this weight times the video expert's own flow-matching loss, which keeps
+    it a world model whose futures the value expert can still score."""
 
     def __post_init__(self) -> None:
         _heads_divide("action", self.hidden_size, self.num_heads)
         _positive_int("action.mlp_ratio", self.mlp_ratio)
+        _require(
+            self.video_loss_weight is None
+            or (isinstance(self.video_loss_weight, (int, float)) and self.video_loss_weight >= 0),
+            f"action.video_loss_weight must be None or a number >= 0, "
+            f"got {self.video_loss_weight!r}",
+        )
         _require(
             self.value_conditioning in VALUE_CONDITIONING,
             f"action.value_conditioning must be one of {VALUE_CONDITIONING}, "

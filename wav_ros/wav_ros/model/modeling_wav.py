@@ -15,6 +15,7 @@ the ROS nodes call the pieces across processes, shipping `to_tensor()` payloads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -443,7 +444,10 @@ class WAVPolicy(nn.Module):
         }
         if stage not in modules:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        return list(modules[stage].parameters())
+        parameters = list(modules[stage].parameters())
+        if stage == "action" and self.config.action.video_loss_weight is not None:
+            parameters += self.video.parameters()
+        return parameters
 
     def compute_loss(
         self, batch: Mapping[str, Any], stage: str, generator: torch.Generator | None = None
@@ -463,8 +467,10 @@ class WAVPolicy(nn.Module):
         Stages: "tokenizer" (VAE on all frames; needs images), "video" (flow matching on future
         latents, clean memory), "value" (video features under no_grad, the true future noised
         to config.feature_noise_level: pure noise by default),
-        "action" (video and value features under no_grad; the value expert reads the true value
-        chunk as a clean sample). Returns (scalar loss, logs).
+        "action" (value features under no_grad; the value expert reads the true value chunk as
+        a clean sample, or one it samples; video features under no_grad too unless
+        action.video_loss_weight is set, which trains the video expert as well). Returns
+        (scalar loss, logs).
         """
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
@@ -482,7 +488,8 @@ class WAVPolicy(nn.Module):
             prediction, _ = self.video(noisy, timesteps, memory)
             loss = F.mse_loss(prediction, target)
             return loss, {"loss": loss.item()}
-        with torch.no_grad():
+        video_loss_weight = self.config.action.video_loss_weight if stage == "action" else None
+        with torch.no_grad() if video_loss_weight is None else contextlib.nullcontext():
             memory = self.video.encode_memory(memory_latents, text, text_mask)
             video_noise = random_normal(tuple(future_latents.shape), generator, self.device)
             future, timesteps = noised_to(
@@ -490,8 +497,8 @@ class WAVPolicy(nn.Module):
             )
             _, hidden = self.video(future, timesteps, memory)
             video_features = VideoExpert.features(memory, hidden)
-            values = self.normalizer.normalize_value(_batch_item(batch, "values").to(self.device))
-            self._check_batch_shape(values, self.config.value_noise_shape, "values")
+        values = self.normalizer.normalize_value(_batch_item(batch, "values").to(self.device))
+        self._check_batch_shape(values, self.config.value_noise_shape, "values")
         if stage == "value":
             video_kv = self.value.project_video(video_features)
             noisy, timesteps, target = noisy_pair(values[:, None], generator)
@@ -520,12 +527,17 @@ class WAVPolicy(nn.Module):
         noisy, timesteps, target = noisy_pair(torch.cat([actions, futures], dim=-1), generator)
         prediction = self.action(noisy, state, timesteps, contexts)
         loss = F.mse_loss(prediction, target)
-        return loss, {
-            "loss": loss.item(),
+        logs = {
             "action_loss": F.mse_loss(
                 prediction[..., : self.config.action_dim], target[..., : self.config.action_dim]
             ).item(),
         }
+        if video_loss_weight is not None:
+            noisy, timesteps, target = noisy_pair(future_latents, generator)
+            video_loss = F.mse_loss(self.video(noisy, timesteps, memory)[0], target)
+            loss = loss + video_loss_weight * video_loss
+            logs["video_loss"] = video_loss.item()
+        return loss, {"loss": loss.item(), **logs}
 
     def clean_value_features(self, video_features: Tensor, values: Tensor) -> Tensor:
         """Value hidden states (B, Lyr, L, Dq) of known, normalised value chunks (B, L, C_val):

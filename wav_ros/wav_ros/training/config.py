@@ -87,6 +87,10 @@ class TrainConfig:
     action experts read) for this run and its checkpoints; None keeps the model's own. A new
     level needs the value stage in the run: the value expert was trained on the old one's
     features."""
+    video_loss_weight: float | None = None
+    """Sets the WAV model's action.video_loss_weight for this run and its checkpoints: a number
+    makes the action stage train the video expert too (the action loss through its features
+    plus this weight times its flow-matching loss); None keeps the model's own."""
 
     def __post_init__(self) -> None:
         single = isinstance(self.datasets, (str, Path))
@@ -135,6 +139,10 @@ class TrainConfig:
             raise ValueError(
                 f"value_conditioning must be one of {VALUE_CONDITIONING} or None, "
                 f"got {self.value_conditioning!r}"
+            )
+        if self.video_loss_weight is not None and self.video_loss_weight < 0:
+            raise ValueError(
+                f"video_loss_weight must be >= 0 or None, got {self.video_loss_weight}"
             )
         if self.feature_noise_level is not None and not 0 < self.feature_noise_level <= 1:
             raise ValueError(

@@ -131,6 +131,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="noise level of the video features the value and action experts read (1: the "
         "paper's pure-noise pass; below 1: imagined futures); needs the value stage",
     )
+    parser.add_argument(
+        "--video-loss-weight",
+        type=float,
+        default=None,
+        help="the action stage trains the video expert too: the action loss through its "
+        "features plus this weight times its own flow-matching loss (default: the model's "
+        "own setting; frozen unless set)",
+    )
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -173,6 +181,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         torch_threads=args.torch_threads,
         value_conditioning=args.value_conditioning,
         feature_noise_level=args.feature_noise_level,
+        video_loss_weight=args.video_loss_weight,
     )
 
 

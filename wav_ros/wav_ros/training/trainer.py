@@ -231,10 +231,13 @@ class Trainer:
         return policy
 
     def _apply_model_overrides(self, policy: WAVPolicy) -> None:
-        """Write the run's value_conditioning and feature_noise_level into the model config."""
+        """Write the run's value_conditioning, video_loss_weight and feature_noise_level into
+        the model config."""
         config = self.config
         if config.value_conditioning is not None:
             policy.config.action.value_conditioning = config.value_conditioning
+        if config.video_loss_weight is not None:
+            policy.config.action.video_loss_weight = config.video_loss_weight
         level = config.feature_noise_level
         if level is not None and level != policy.config.feature_noise_level:
             if "value" not in config.stages:
