@@ -100,6 +100,34 @@ def test_sim_images_carry_the_stamp_of_the_tick_they_show(graph_client, spawn_pe
     assert all(common & set(stamps[c]) == common for c in CAMERA_NAMES)  # one stamp per frame
 
 
+def test_sim_clock_runs_on_across_a_reset(graph_client, spawn_peer):
+    """/clock is the simulation's time; a reset restarts the physics at 0, and /clock must not
+    follow it backwards (nodes on sim time would see time jump back)."""
+    import time
+
+    from rosgraph_msgs.msg import Clock
+    from std_srvs.srv import Trigger
+
+    from wav_ros.nodes.task_runner import _wait
+
+    clock: list[float] = []
+    graph_client.create_subscription(
+        Clock, "/clock", lambda m: clock.append(m.clock.sec + m.clock.nanosec * 1e-9), 100
+    )
+    spawn_peer(*sim_args(task="transfer_cube", seed=0, start_on_motion=False))
+    retry_until(lambda: len(clock), lambda n: n >= 20, "20 /clock messages")
+    reset = graph_client.create_client(Trigger, "/sim/reset")
+    assert reset.wait_for_service(timeout_sec=TIMEOUT_S)
+    before = len(clock)
+    response = _wait(reset.call_async(Trigger.Request()), TIMEOUT_S)
+    assert response is not None and response.success, response
+    retry_until(lambda: len(clock), lambda n: n >= before + 20, "20 /clock messages more")
+    time.sleep(0.1)
+    ticks = np.array(clock)
+    assert np.all(np.diff(ticks) > 0), ticks  # every tick later than the one before
+    assert ticks[-1] > ticks[before - 1]
+
+
 @pytest.mark.parametrize("start_on_motion", [True, False])
 def test_the_sim_waits_at_its_reset_state_for_the_first_motion(
     graph_client, spawn_peer, start_on_motion

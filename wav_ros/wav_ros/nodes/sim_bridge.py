@@ -2,9 +2,10 @@
 
 Steps the MuJoCo simulation at the control rate and publishes what a real ALOHA-style setup
 publishes: rgb8 images on /<camera>/image_raw (sensor-data QoS), /joint_states, /clock (sim
-time), plus /sim/task_status. It follows position targets from /sim/joint_commands
-(sensor_msgs/JointState, the action_executor's `sim` backend). A command that is malformed
-or outside the joint limits is refused and the arms hold their last valid target.
+time, continued across resets so that it never runs backwards), plus /sim/task_status. It
+follows position targets from /sim/joint_commands (sensor_msgs/JointState, the
+action_executor's `sim` backend). A command that is malformed or outside the joint limits is
+refused and the arms hold their last valid target.
 
 The physics lives on one thread of its own (a ControlLoop), which keeps the 50 Hz period
 independent of the executor. The cameras render on another: at each camera tick the loop hands
@@ -83,6 +84,7 @@ class SimBridgeNode(Node):
         )
         self._lock = threading.Lock()
         self._episode = 0
+        self._clock_offset = self._last_clock = 0.0  # /clock: sim time over all episodes
         self._target: np.ndarray | None = None
         self._done = False
         self._started = False  # physics stepping in this episode (see start_on_motion)
@@ -130,6 +132,8 @@ class SimBridgeNode(Node):
         instruction = self.get_parameter("instruction").value or None
         seed = int(self.get_parameter("seed").value) + self._episode
         with self._lock:
+            # The new episode's physics time restarts at 0; /clock goes on one period later.
+            self._clock_offset = self._last_clock + (1.0 / CONTROL_HZ if self._episode else 0.0)
             observation = self._env.reset(seed=seed, instruction=instruction, render=False)
             self._target = observation.qpos.copy()
             self._start_pose = self._target.copy()
@@ -222,7 +226,8 @@ class SimBridgeNode(Node):
         joint_state.position = observation.qpos.astype(np.float64).tolist()
         joint_state.velocity = observation.qvel.astype(np.float64).tolist()
         self._joint_publisher.publish(joint_state)
-        self._clock_publisher.publish(Clock(clock=conversions.seconds_to_time(observation.time)))
+        self._last_clock = self._clock_offset + observation.time
+        self._clock_publisher.publish(Clock(clock=conversions.seconds_to_time(self._last_clock)))
         self._status_publisher.publish(
             TaskStatus(
                 header=header,
