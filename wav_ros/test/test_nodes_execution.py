@@ -114,14 +114,19 @@ def test_sim_clock_runs_on_across_a_reset(graph_client, spawn_peer):
     graph_client.create_subscription(
         Clock, "/clock", lambda m: clock.append(m.clock.sec + m.clock.nanosec * 1e-9), 100
     )
+
+    def received() -> int:  # polled, not spun: the executor thread needs the GIL to deliver
+        time.sleep(0.05)
+        return len(clock)
+
     spawn_peer(*sim_args(task="transfer_cube", seed=0, start_on_motion=False))
-    retry_until(lambda: len(clock), lambda n: n >= 20, "20 /clock messages")
+    retry_until(received, lambda n: n >= 20, "20 /clock messages")
     reset = graph_client.create_client(Trigger, "/sim/reset")
     assert reset.wait_for_service(timeout_sec=TIMEOUT_S)
     before = len(clock)
     response = _wait(reset.call_async(Trigger.Request()), TIMEOUT_S)
     assert response is not None and response.success, response
-    retry_until(lambda: len(clock), lambda n: n >= before + 20, "20 /clock messages more")
+    retry_until(received, lambda n: n >= before + 20, "20 /clock messages more")
     time.sleep(0.1)
     ticks = np.array(clock)
     assert np.all(np.diff(ticks) > 0), ticks  # every tick later than the one before
