@@ -678,6 +678,11 @@ def test_bad_configs_are_refused(dataset, tmp_path):
         TrainConfig(datasets=dataset, out=tmp_path, feature_noise_level=0.0)
     with pytest.raises(ValueError, match="video_loss_weight"):
         TrainConfig(datasets=dataset, out=tmp_path, video_loss_weight=-1.0)
+    for size in ((10, 3), (0, 1), (16,)):
+        with pytest.raises(ValueError, match="action_size"):
+            TrainConfig(datasets=dataset, out=tmp_path, action_size=size)
+    with pytest.raises(ValueError, match="action stage"):
+        TrainConfig(datasets=dataset, out=tmp_path, stages=("video",), action_size=(16, 2))
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(datasets=dataset, out=tmp_path, ema_decay=1.0)
     with pytest.raises(ValueError, match="cameras"):
@@ -719,6 +724,9 @@ def test_cli_maps_onto_the_config(tmp_path):
             "0.05",
             "--video-loss-weight",
             "0.5",
+            "--action-size",
+            "96",
+            "4",
         ]
     )
     assert config.stages == ("tokenizer", "video", "value", "action")
@@ -728,11 +736,12 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert config.datasets == (tmp_path,) and config.ema_decay == 0.999
     assert config.data.imitate == "successful"
     assert config.latent_cache == tmp_path / "latents" and config.data.state_noise == 0.05
-    assert config.video_loss_weight == 0.5
+    assert config.video_loss_weight == 0.5 and config.action_size == (96, 4)
     single = parse_args(["--dataset", str(tmp_path), "--out", str(tmp_path), "--stage", "value"])
     assert single.stages == ("value",) and single.value_conditioning is None
     assert single.data.imitate == "all" and single.latent_cache is None
     assert single.data.state_noise == 0.0 and single.video_loss_weight is None
+    assert single.action_size is None
     several = parse_args(["--dataset", "a", "b", "--out", str(tmp_path)])
     assert several.datasets == (Path("a"), Path("b"))
 
@@ -764,6 +773,35 @@ def test_action_stage_overrides_are_trained_and_saved(dataset, model_json, tmp_p
 
     assert changed("action") and changed("video")  # the video expert trained with the action
     assert not changed("value") and not changed("tokenizer")
+
+
+def test_action_size_trains_a_fresh_action_expert_on_the_kept_world_model(
+    dataset, model_json, tmp_path
+):
+    torch.manual_seed(0)
+    WAVPolicy(micro_config()).save_pretrained(tmp_path / "init")
+    config = train_config(
+        dataset,
+        tmp_path / "run",
+        model_json,
+        ("action",),
+        {"action": 2},
+        init=tmp_path / "init",
+        action_size=(24, 4),
+    )
+    Trainer(config).run()
+    init = WAVPolicy.from_pretrained(tmp_path / "init")
+    final = WAVPolicy.from_pretrained(tmp_path / "run" / "stages" / "action" / "final")
+    assert (final.config.action.hidden_size, final.config.action.num_heads) == (24, 4)
+    assert final.action.pos_embed.shape[-1] == 24
+    for kept in ("tokenizer", "video", "value"):
+        before, after = getattr(init, kept).state_dict(), getattr(final, kept).state_dict()
+        assert all(torch.equal(before[name], after[name]) for name in before), kept
+    size = final.config.tokenizer.image_size
+    images = {name: np.zeros((size, size, 3), np.uint8) for name in CAMERA_NAMES}
+    plan = final.plan(images, np.zeros(len(JOINT_NAMES)), "transfer the cube", seed=0)
+    assert plan.actions.shape == (final.config.chunk_size, len(JOINT_NAMES))
+    assert np.isfinite(plan.actions).all()
 
 
 def test_a_new_feature_noise_level_is_trained_from_the_value_stage(dataset, model_json, tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,15 @@ class WAVPolicy(nn.Module):
     def reset(self) -> None:
         """Drop the planner's warm start (call at the start of an episode)."""
         self.planner.reset()
+
+    def reset_action_expert(self, hidden_size: int, num_heads: int) -> None:
+        """Replace the action expert with a freshly initialised one of this size, keeping the
+        tokenizer, the video and value experts and the normalisation, so that an action stage
+        can train an expert of another size on a world model already trained."""
+        self.config.action = replace(
+            self.config.action, hidden_size=hidden_size, num_heads=num_heads
+        )
+        self.action = ActionExpert(self.config).to(self.device)
 
     def set_normalization(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
         """Set normalisation statistics (see Normalizer.set_stats); saved with the weights."""

@@ -91,6 +91,11 @@ class TrainConfig:
     """Sets the WAV model's action.video_loss_weight for this run and its checkpoints: a number
     makes the action stage train the video expert too (the action loss through its features
     plus this weight times its flow-matching loss); None keeps the model's own."""
+    action_size: tuple[int, int] | None = None
+    """(width, heads) of the WAV model's action expert for this run: a size other than the
+    model's replaces its action expert with a fresh one (seeded by `seed`) on the trained
+    tokenizer, video and value experts, for the action stage to train; None keeps the model's
+    own."""
 
     def __post_init__(self) -> None:
         single = isinstance(self.datasets, (str, Path))
@@ -144,6 +149,19 @@ class TrainConfig:
             raise ValueError(
                 f"video_loss_weight must be >= 0 or None, got {self.video_loss_weight}"
             )
+        if self.action_size is not None:
+            size = self.action_size = tuple(self.action_size)
+            valid = len(size) == 2 and all(isinstance(n, int) and n >= 1 for n in size)
+            if not valid or size[0] % size[1]:
+                raise ValueError(
+                    f"action_size must be (width, heads), positive ints with heads dividing "
+                    f"width, got {size}"
+                )
+            if self.policy != "wav" or "action" not in self.stages:
+                raise ValueError(
+                    "action_size resizes WAV's action expert, so it needs policy 'wav' and the "
+                    "action stage (a fresh expert is untrained)"
+                )
         if self.feature_noise_level is not None and not 0 < self.feature_noise_level <= 1:
             raise ValueError(
                 f"feature_noise_level must be in (0, 1] or None, got {self.feature_noise_level}"

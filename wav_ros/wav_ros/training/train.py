@@ -139,6 +139,15 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "features plus this weight times its own flow-matching loss (default: the model's "
         "own setting; frozen unless set)",
     )
+    parser.add_argument(
+        "--action-size",
+        type=int,
+        nargs=2,
+        metavar=("WIDTH", "HEADS"),
+        default=None,
+        help="train a fresh action expert of this width and head count on the --init "
+        "checkpoint's tokenizer, video and value experts (default: the model's own expert)",
+    )
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -182,6 +191,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         value_conditioning=args.value_conditioning,
         feature_noise_level=args.feature_noise_level,
         video_loss_weight=args.video_loss_weight,
+        action_size=args.action_size,
     )
 
 

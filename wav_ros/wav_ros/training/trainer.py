@@ -232,8 +232,14 @@ class Trainer:
 
     def _apply_model_overrides(self, policy: WAVPolicy) -> None:
         """Write the run's value_conditioning, video_loss_weight and feature_noise_level into
-        the model config."""
+        the model config, and give it a fresh action expert of the run's action_size."""
         config = self.config
+        action = policy.config.action
+        if config.action_size not in (None, (action.hidden_size, action.num_heads)):
+            width, heads = config.action_size
+            torch.manual_seed(config.seed)
+            policy.reset_action_expert(width, heads)
+            self._log(f"action expert replaced by a fresh one of width {width}, {heads} heads")
         if config.value_conditioning is not None:
             policy.config.action.value_conditioning = config.value_conditioning
         if config.video_loss_weight is not None:
