@@ -746,7 +746,9 @@ def test_cli_maps_onto_the_config(tmp_path):
     assert several.datasets == (Path("a"), Path("b"))
 
 
-def test_action_stage_overrides_are_trained_and_saved(dataset, model_json, tmp_path):
+def action_stage_from_saved_init(dataset, model_json, tmp_path, **overrides):
+    """One action step with the run `overrides` from a saved micro WAV: the policy the trainer
+    returns, the init and the final checkpoint, loaded."""
     torch.manual_seed(0)
     WAVPolicy(micro_config()).save_pretrained(tmp_path / "init")
     config = train_config(
@@ -756,47 +758,41 @@ def test_action_stage_overrides_are_trained_and_saved(dataset, model_json, tmp_p
         ("action",),
         {"action": 1},
         init=tmp_path / "init",
-        value_conditioning="sampled_chunk",
-        video_loss_weight=0.5,
+        **overrides,
     )
     trained = Trainer(config).run()
-    assert trained.config.action.value_conditioning == "sampled_chunk"
-    assert trained.config.action.video_loss_weight == 0.5
     init = WAVPolicy.from_pretrained(tmp_path / "init")
     final = WAVPolicy.from_pretrained(tmp_path / "run" / "stages" / "action" / "final")
+    return trained, init, final
+
+
+def changed(before: WAVPolicy, after: WAVPolicy, module: str) -> bool:
+    old, new = getattr(before, module).state_dict(), getattr(after, module).state_dict()
+    return any(not torch.equal(old[name], new[name]) for name in old)
+
+
+def test_action_stage_overrides_are_trained_and_saved(dataset, model_json, tmp_path):
+    trained, init, final = action_stage_from_saved_init(
+        dataset, model_json, tmp_path, value_conditioning="sampled_chunk", video_loss_weight=0.5
+    )
+    assert trained.config.action.value_conditioning == "sampled_chunk"
+    assert trained.config.action.video_loss_weight == 0.5
     assert final.config.action.value_conditioning == "sampled_chunk"
     assert final.config.action.video_loss_weight == 0.5
-
-    def changed(module: str) -> bool:
-        before, after = getattr(init, module).state_dict(), getattr(final, module).state_dict()
-        return any(not torch.equal(before[name], after[name]) for name in before)
-
-    assert changed("action") and changed("video")  # the video expert trained with the action
-    assert not changed("value") and not changed("tokenizer")
+    # the video expert trained with the action
+    assert changed(init, final, "action") and changed(init, final, "video")
+    assert not changed(init, final, "value") and not changed(init, final, "tokenizer")
 
 
 def test_action_size_trains_a_fresh_action_expert_on_the_kept_world_model(
     dataset, model_json, tmp_path
 ):
-    torch.manual_seed(0)
-    WAVPolicy(micro_config()).save_pretrained(tmp_path / "init")
-    config = train_config(
-        dataset,
-        tmp_path / "run",
-        model_json,
-        ("action",),
-        {"action": 2},
-        init=tmp_path / "init",
-        action_size=(24, 4),
+    _, init, final = action_stage_from_saved_init(
+        dataset, model_json, tmp_path, action_size=(24, 4)
     )
-    Trainer(config).run()
-    init = WAVPolicy.from_pretrained(tmp_path / "init")
-    final = WAVPolicy.from_pretrained(tmp_path / "run" / "stages" / "action" / "final")
     assert (final.config.action.hidden_size, final.config.action.num_heads) == (24, 4)
     assert final.action.pos_embed.shape[-1] == 24
-    for kept in ("tokenizer", "video", "value"):
-        before, after = getattr(init, kept).state_dict(), getattr(final, kept).state_dict()
-        assert all(torch.equal(before[name], after[name]) for name in before), kept
+    assert not any(changed(init, final, kept) for kept in ("tokenizer", "video", "value"))
     size = final.config.tokenizer.image_size
     images = {name: np.zeros((size, size, 3), np.uint8) for name in CAMERA_NAMES}
     plan = final.plan(images, np.zeros(len(JOINT_NAMES)), "transfer the cube", seed=0)
