@@ -50,6 +50,8 @@ def test_json_round_trip(preset) -> None:
         (lambda: WAVConfig(memory_frames=True), "memory_frames"),
         (lambda: WAVConfig(action_noise_scale=1.5), "action_noise_scale"),
         (lambda: WAVConfig(action_noise_scale=-0.1), "action_noise_scale"),
+        (lambda: WAVConfig(stall_noise_scale=2.0), "stall_noise_scale"),
+        (lambda: WAVConfig(stall_tolerance=0.0), "stall_tolerance"),
         (lambda: WAVConfig(execute_steps=0), "execute_steps"),
         (lambda: WAVConfig(chunk_size=16, execute_steps=17), "execute_steps"),
         (lambda: WAVConfig(execute_steps=12.0), "execute_steps"),

@@ -147,6 +147,36 @@ def test_action_noise_scale_narrows_the_decoded_chunks(policy: WAVPolicy) -> Non
     assert 0.0 < spread(0.5) < spread(1.0)
 
 
+def test_a_plan_from_stalled_arms_draws_its_action_noise_at_the_stall_scale(
+    policy: WAVPolicy,
+) -> None:
+    images, state = observation()
+
+    def plan(model: WAVPolicy, state: np.ndarray, instruction: str = INSTRUCTION):
+        result = model.plan(images, state, instruction, PlannerConfig(iterations=0), seed=0)
+        return result.actions, result.stats["stalled"], result.stats["action_noise_scale"]
+
+    recovering = with_config(
+        policy, action_noise_scale=0.0, stall_tolerance=0.05, stall_noise_scale=1.0
+    )
+    steady = with_config(policy, action_noise_scale=0.0)
+    sampling = with_config(policy, action_noise_scale=1.0)
+    first, stalled, scale = plan(recovering, state)
+    assert (stalled, scale) == (False, 0.0)
+    assert not plan(recovering, state + 0.06)[1]  # a joint change above the tolerance moves
+    held, stalled, scale = plan(recovering, state + 0.06 + 0.04)
+    assert (stalled, scale) == (True, 1.0)
+    assert np.array_equal(held, plan(sampling, state + 0.1)[0])  # the draw at the stall scale
+    assert not np.array_equal(held, plan(steady, state + 0.1)[0])
+    assert not plan(recovering, state + 0.1, "insert the peg into the socket")[1]  # starts over
+    recovering.reset()
+    repeated, stalled, _ = plan(recovering, state)
+    assert not stalled and np.array_equal(repeated, first)
+    # Without a tolerance a repeated scene is planned the same every time.
+    assert np.array_equal(plan(steady, state)[0], plan(steady, state)[0])
+    assert not plan(steady, state)[1]
+
+
 def test_imagination_steps_shape_the_features_only_below_pure_noise(policy: WAVPolicy) -> None:
     images, state = observation()
     context = policy.encode_observation(images, state, INSTRUCTION)

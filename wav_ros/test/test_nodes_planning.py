@@ -128,6 +128,19 @@ def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn
     saved = json.loads((checkpoint / "config.json").read_text())["config"]
     assert response.execute_steps == WAVConfig.from_dict(saved).execute_steps  # the checkpoint's
 
+    # The peer's arms have not moved since that plan: the next one draws its action noise at
+    # the checkpoint's stall scale, and a reset starts over.
+    shipped = WAVConfig.from_dict(saved)
+    assert shipped.stall_tolerance is not None
+    for reset, stalled, scale in (
+        (False, 1.0, shipped.stall_noise_scale),
+        (True, 0.0, shipped.action_noise_scale),
+    ):
+        response = call(node, plan, "hand the cube over", reset_warm_start=reset)
+        assert response.success, response.message
+        stats = dict(zip(response.stat_names, response.stat_values, strict=True))
+        assert (stats["stalled"], stats["action_noise_scale"]) == (stalled, scale)
+
     # Two calls at once are never interleaved: in local mode the planner spins one thread, so
     # the second waits in its queue and is planned after the first (a busy planner in a
     # multi-threaded process refuses it instead, with a message starting "busy").

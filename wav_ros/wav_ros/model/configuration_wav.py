@@ -247,6 +247,14 @@ class WAVConfig:
     paper); below 1 starts nearer its centre, trading diversity for steadier chunks, which a
     small model trained on few demonstrations can need (0: the same chunk for the same
     features every time)."""
+    stall_tolerance: float | None = None
+    """Largest joint change (rad; grippers in their normalised units) since the previous plan
+    for the same instruction under which the arms count as stalled; that plan then draws its
+    action noise at `stall_noise_scale`. A sampler near the centre of its noise returns the same
+    chunk for the same scene, and an expert that follows its joint-state input can settle short
+    of a grasp; a draw from the learned distribution moves it on. None: never."""
+    stall_noise_scale: float = 1.0
+    """Action noise scale of a plan made while the arms stall (see stall_tolerance)."""
     video_sampling_steps: int = 10
     """Euler steps when denoising imagined frames for display."""
     feature_noise_level: float = 1.0
@@ -308,6 +316,14 @@ class WAVConfig:
         _require(
             0.0 <= self.action_noise_scale <= 1.0,
             f"action_noise_scale must be in [0, 1], got {self.action_noise_scale}",
+        )
+        _require(
+            0.0 <= self.stall_noise_scale <= 1.0,
+            f"stall_noise_scale must be in [0, 1], got {self.stall_noise_scale}",
+        )
+        _require(
+            self.stall_tolerance is None or self.stall_tolerance > 0.0,
+            f"stall_tolerance must be > 0 (or null: never), got {self.stall_tolerance}",
         )
         _require(
             self.timestep_embed_dim % 2 == 0,

@@ -173,6 +173,7 @@ class WAVPolicy(nn.Module):
         self.normalizer = Normalizer(self.config)
         self.instruction_encoder = InstructionEncoder(self.config.text_encoder)
         self.planner = LatentTrajectoryPlanner(planner_config)
+        self._last_plan: tuple[str, np.ndarray] | None = None
         self.eval()
 
     @property
@@ -181,8 +182,28 @@ class WAVPolicy(nn.Module):
 
     # ------------------------------------------------------------------ inference
     def reset(self) -> None:
-        """Drop the planner's warm start (call at the start of an episode)."""
+        """Drop the planner's warm start and the last plan's state (call at the start of an
+        episode)."""
         self.planner.reset()
+        self._last_plan = None
+
+    def action_noise_scale_for(self, state: np.ndarray, instruction: str) -> tuple[float, bool]:
+        """(noise scale, stalled) for the action sampler of a plan from `state`: the config's
+        stall_noise_scale when no joint moved more than stall_tolerance since the previous plan
+        for this instruction, else its action_noise_scale. Remembers this plan's state."""
+        state = np.asarray(state, dtype=np.float64).reshape(-1)
+        previous, self._last_plan = self._last_plan, (instruction, state.copy())
+        tolerance = self.config.stall_tolerance
+        stalled = (
+            tolerance is not None
+            and previous is not None
+            and previous[0] == instruction
+            and previous[1].shape == state.shape
+            and float(np.abs(state - previous[1]).max()) <= tolerance
+        )
+        if stalled:
+            return self.config.stall_noise_scale, True
+        return self.config.action_noise_scale, False
 
     def reset_action_expert(self, hidden_size: int, num_heads: int) -> None:
         """Replace the action expert with a freshly initialised one of this size, keeping the
@@ -281,9 +302,11 @@ class WAVPolicy(nn.Module):
         video_features: VideoFeatures,
         value_features: ValueFeatures,
         generator: torch.Generator | None = None,
+        noise_scale: float | None = None,
     ) -> np.ndarray:
         """Denoise an action chunk for ONE trajectory: video features (1, ...) and value features
-        (1, 1, ...). Returns (chunk_size, action_dim) float32 absolute joint positions."""
+        (1, 1, ...). Returns (chunk_size, action_dim) float32 absolute joint positions.
+        noise_scale: the sampler's starting noise scale (None: config.action_noise_scale)."""
         video = self._checked_features(video_features)
         value = value_features.hidden_states.to(self.device)
         if video.shape[0] != 1 or value.shape[:2] != (1, 1):
@@ -296,7 +319,7 @@ class WAVPolicy(nn.Module):
         noise = random_normal((1, self.config.chunk_size, token_dim), generator, self.device)
         tokens = euler_sample(
             lambda x, t: self.action(x, context.state, t, contexts),
-            noise * self.config.action_noise_scale,
+            noise * (self.config.action_noise_scale if noise_scale is None else noise_scale),
             self.config.action_sampling_steps,
         )
         actions = self.normalizer.unnormalize_action(tokens[0, :, : self.config.action_dim])
@@ -339,6 +362,7 @@ class WAVPolicy(nn.Module):
         if planner_config is not None and planner_config != self.planner.config:
             self.planner = LatentTrajectoryPlanner(planner_config)
         context = self.encode_observation(images, state, instruction)
+        noise_scale, stalled = self.action_noise_scale_for(state, instruction)
         seeded = None if seed is None else torch.Generator().manual_seed(seed)
         generator = seeded if seeded is not None else self.planner.generator
         outcome = self.planner.plan(
@@ -351,10 +375,15 @@ class WAVPolicy(nn.Module):
         )
         features = self.imagine(context, outcome.video_noise[None])
         scores = self.score(context, features, outcome.value_noise[None, None])
-        actions = self.decode_actions(context, features, scores.features, generator)
+        actions = self.decode_actions(context, features, scores.features, generator, noise_scale)
         frames = self.decode_frames(context, outcome.video_noise) if return_frames else None
         values = scores.values[0, 0].cpu().numpy().astype(np.float32)
-        stats = dict(outcome.stats, final_snr=scores.snr.item())
+        stats = dict(
+            outcome.stats,
+            final_snr=scores.snr.item(),
+            stalled=stalled,
+            action_noise_scale=noise_scale,
+        )
         return PlanResult(
             actions=actions,
             predicted_value=float(values[0]),

@@ -424,6 +424,7 @@ class LatentPlannerNode(ModelNode):
             stamp=self.get_clock().now().to_msg(), frame_id=self.get_parameter("frame_id").value
         )
         context = self.policy.encode_observation(images, state, instruction)
+        noise_scale, stalled = self.policy.action_noise_scale_for(state, instruction)
         mode = self.get_parameter("mode").value
         if mode == "local":
             experts = LocalExperts(self.policy, context, header, instruction)
@@ -447,7 +448,7 @@ class LatentPlannerNode(ModelNode):
         )
         final = experts.finish(outcome.video_noise, outcome.value_noise, want_rollout)
         actions = self.policy.decode_actions(
-            context, final.video_features, final.value_features, generator
+            context, final.video_features, final.value_features, generator, noise_scale
         )
         actions, projected = project_onto_limits(
             actions, self.joint_limits, self.get_parameter("max_limit_projection").value
@@ -456,6 +457,8 @@ class LatentPlannerNode(ModelNode):
         times = time_within_velocity_limits(actions, dt, self.joint_limits)
         stats = dict(
             outcome.stats,
+            stalled=stalled,
+            action_noise_scale=noise_scale,
             joint_limit_projection=projected,
             velocity_limit_slowdown=float(times[-1] - dt * len(times)),
         )
