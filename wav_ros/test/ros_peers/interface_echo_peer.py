@@ -8,6 +8,7 @@ server that checks the goal, sends the sample feedback and the sample result.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import rclpy
@@ -22,6 +23,8 @@ from peer_runtime import spin_until_shutdown  # this folder: peers run as script
 from wav_interfaces.action import ExecuteTrajectory
 from wav_interfaces.srv import Imagine, Plan, Score
 
+FEEDBACK_TOPIC = "/roundtrip/execute/_action/feedback"
+DISCOVERY_TIMEOUT_S = 10.0
 RELIABLE_LATCHED = QoSProfile(
     depth=1,
     reliability=QoSReliabilityPolicy.RELIABLE,
@@ -75,6 +78,11 @@ class EchoPeer(Node):
             return ExecuteTrajectory.Result(
                 error_code=ExecuteTrajectory.Result.ABORTED, message="goal corrupted in transit"
             )
+        # Feedback is a plain topic: published before this process has discovered the client's
+        # feedback subscription, it is lost (CI saw it once), so wait for that match first.
+        deadline = time.monotonic() + DISCOVERY_TIMEOUT_S
+        while not self.count_subscribers(FEEDBACK_TOPIC) and time.monotonic() < deadline:
+            time.sleep(0.02)
         goal_handle.publish_feedback(samples.execute_feedback())
         goal_handle.succeed()
         return samples.execute_result()
