@@ -461,6 +461,11 @@ def test_every_stage_trains_and_the_result_plans_and_evaluates(dataset, model_js
     centre = make_eval_policy(str(final), planning=False, threads=None, final_choice="mean")
     assert centre.planner_config == NO_PLANNING.replace(final_choice="mean")
     assert make_eval_policy(str(final), threads=None).planner_config == EVAL_PLANNER
+    for tolerance, expected in ((0.03, 0.03), (False, None)):  # false: no stall recovery
+        swept = make_eval_policy(str(final), threads=None, stall_tolerance=tolerance)
+        assert swept.model.config.stall_tolerance == expected
+    with pytest.raises(ValueError, match="WAV setting"):
+        make_eval_policy(str(direct_final), threads=None, stall_tolerance=0.05)
     for index, (checkpoint, planning) in enumerate(
         ((final, True), (final, False), (direct_final, False))
     ):

@@ -173,8 +173,13 @@ def make_eval_env(task: str, image_size: tuple[int, int], max_steps: int | None)
     return make_env(task, image_size=image_size, max_steps=max_steps)
 
 
+def task_episode_dir(out_dir: Path, task: str) -> Path:
+    """The folder of one task's per-episode JSON files in an evaluation's out_dir."""
+    return Path(out_dir) / "episodes" / task.replace("/", "__")
+
+
 def _episode_path(out_dir: Path, task: str, seed: int) -> Path:
-    return out_dir / "episodes" / task.replace("/", "__") / f"{seed:06d}.json"
+    return task_episode_dir(out_dir, task) / f"{seed:06d}.json"
 
 
 def _claim_out_dir(config: EvalConfig) -> None:

@@ -189,6 +189,7 @@ def make_eval_policy(
     threads: int | None = EVAL_THREADS,
     hold_steps: int = 0,
     final_choice: str | None = None,
+    stall_tolerance: float | bool | None = None,
 ) -> ChunkedEvalPolicy:
     """Picklable factory for the harness: a checkpoint folder -> ChunkedEvalPolicy.
 
@@ -198,6 +199,8 @@ def make_eval_policy(
     hold_steps: steps held at the chunk's last target before the next plan (see the class).
     final_choice: PlannerConfig.final_choice (None: the evaluation planner's, "sample");
     "mean" with planning=False decodes from the centre of the video and value noises.
+    stall_tolerance: WAVConfig.stall_tolerance (None: the checkpoint's; false: no stall
+    recovery), so that a sweep needs no edited copies of the checkpoint.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -205,6 +208,13 @@ def make_eval_policy(
     if final_choice is not None:
         planner = planner.replace(final_choice=final_choice)
     model = load_policy(checkpoint, planner)
+    if stall_tolerance is not None:
+        if not isinstance(model, WAVPolicy):
+            raise ValueError(f"stall_tolerance is a WAV setting; {checkpoint} is not WAV")
+        off = stall_tolerance is False
+        model.config = dataclasses.replace(
+            model.config, stall_tolerance=None if off else float(stall_tolerance)
+        )
     return ChunkedEvalPolicy(
         model,
         planner if isinstance(model, WAVPolicy) else None,

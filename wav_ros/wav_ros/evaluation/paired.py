@@ -1,0 +1,114 @@
+"""Paired comparison of two policies evaluated on the same seeds.
+
+Episode i of a task has the same layout under every policy, so the seeds pair the episodes:
+what matters is how many layouts only one of the two solved. The exact McNemar test on those
+counts sees a difference that two overlapping Wilson intervals hide (they ignore the pairing).
+
+    python -m wav_ros.evaluation.paired --task insertion \\
+        --a outputs/eval_k2 outputs/eval_report/wav/<id> \\
+        --b outputs/eval_k0 outputs/eval_report/wav_k0/<id>
+
+Each of --a and --b takes one or more harness out_dirs (several seed ranges pool); only seeds
+evaluated under both are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from wav_ros.evaluation.harness import task_episode_dir, wilson_interval
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Outcomes of policies A and B on the seeds both were evaluated on."""
+
+    task: str
+    seeds: int
+    successes_a: int
+    successes_b: int
+    only_a: int
+    """Seeds A solved and B did not."""
+    only_b: int
+    p_value: float
+    """Exact two-sided McNemar test of only_a against only_b."""
+
+    def summary(self) -> str:
+        def rate(successes: int) -> str:
+            low, high = wilson_interval(successes, self.seeds)
+            share = 100 * successes / self.seeds
+            return f"{successes}/{self.seeds} ({share:.1f} % [{100 * low:.1f}, {100 * high:.1f}])"
+
+        return (
+            f"{self.task}: A {rate(self.successes_a)}, B {rate(self.successes_b)}; "
+            f"only A {self.only_a}, only B {self.only_b}, exact McNemar p = {self.p_value:.4g}"
+        )
+
+
+def load_outcomes(out_dirs: list[Path], task: str) -> dict[int, bool]:
+    """seed -> success over the episodes of `task` in these harness out_dirs; a seed found in
+    two of them must agree (the same policy evaluated twice)."""
+    outcomes: dict[int, bool] = {}
+    for out_dir in out_dirs:
+        folder = task_episode_dir(out_dir, task)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no {task} episodes under {out_dir} (looked in {folder})")
+        for path in sorted(folder.glob("*.json")):
+            episode = json.loads(path.read_text())
+            seed, success = int(episode["seed"]), bool(episode["success"])
+            if outcomes.get(seed, success) != success:
+                raise ValueError(f"seed {seed} of {task} has two different outcomes in {out_dirs}")
+            outcomes[seed] = success
+    return outcomes
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: under no difference each discordant seed is a fair
+    coin, so the smaller count is binomial(only_a + only_b, 1/2)."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"counts must be >= 0, got {only_a} and {only_b}")
+    trials = only_a + only_b
+    tail = sum(math.comb(trials, k) for k in range(min(only_a, only_b) + 1)) / 2**trials
+    return min(1.0, 2 * tail)
+
+
+def compare(a_dirs: list[Path], b_dirs: list[Path], task: str) -> PairedComparison:
+    a, b = load_outcomes(a_dirs, task), load_outcomes(b_dirs, task)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError(f"no {task} seed was evaluated under both A and B")
+    only_a = sum(a[s] and not b[s] for s in seeds)
+    only_b = sum(b[s] and not a[s] for s in seeds)
+    return PairedComparison(
+        task=task,
+        seeds=len(seeds),
+        successes_a=sum(a[s] for s in seeds),
+        successes_b=sum(b[s] for s in seeds),
+        only_a=only_a,
+        only_b=only_b,
+        p_value=mcnemar_exact(only_a, only_b),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--a", type=Path, nargs="+", required=True, help="policy A's out_dirs")
+    parser.add_argument("--b", type=Path, nargs="+", required=True, help="policy B's out_dirs")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        result = compare(args.a, args.b, args.task)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    print(json.dumps(asdict(result)) if args.json else result.summary())
+
+
+if __name__ == "__main__":
+    main()
