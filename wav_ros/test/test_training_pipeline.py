@@ -867,6 +867,25 @@ def test_report_names_the_rows_below_the_episode_target():
     )
     report["cached_only"] = []
     assert "Not every row" not in render_markdown(report)
+    assert "seed by seed" not in render_markdown(report)  # one WAV row: nothing to pair
+
+
+def test_report_pairs_planning_against_no_planning_seed_by_seed():
+    from wav_ros.training.report import planning_paired, render_markdown
+
+    outcomes = {
+        "wav": {"insertion": {0: True, 1: True, 2: False, 3: True, 4: True}},
+        "wav_k0": {"insertion": {0: True, 1: False, 2: True, 3: False}},  # seed 4 not yet run
+    }
+    paired = planning_paired(outcomes, ["insertion"])["insertion"]
+    assert (paired["seeds"], paired["only_a"], paired["only_b"]) == (4, 2, 1)
+    assert planning_paired({"wav": outcomes["wav"]}, ["insertion"]) is None
+    report = {
+        "command": "cmd", "eval_dir": "e", "episodes_per_task": 50, "seed": 0, "machine": "cpu",
+        "tasks": ["insertion"], "success": {}, "latency": {}, "training": {}, "notes": [],
+        "planning_paired": {"insertion": paired},
+    }  # fmt: skip
+    assert "| insertion | 1 | 2 | 1 | 1 |" in render_markdown(report)
 
 
 def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):

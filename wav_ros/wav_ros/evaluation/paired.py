@@ -77,7 +77,12 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
 
 
 def compare(a_dirs: list[Path], b_dirs: list[Path], task: str) -> PairedComparison:
-    a, b = load_outcomes(a_dirs, task), load_outcomes(b_dirs, task)
+    """Policy A's harness out_dirs against policy B's on one task."""
+    return compare_outcomes(load_outcomes(a_dirs, task), load_outcomes(b_dirs, task), task)
+
+
+def compare_outcomes(a: dict[int, bool], b: dict[int, bool], task: str) -> PairedComparison:
+    """seed -> success of A against B, on the seeds both have."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"no {task} seed was evaluated under both A and B")

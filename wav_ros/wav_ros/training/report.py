@@ -28,6 +28,7 @@ import wav_ros
 from wav_ros import SHIPPED_CHECKPOINT
 from wav_ros.evaluation import ScriptedExpertPolicy, evaluate
 from wav_ros.evaluation.graph import GraphEvalConfig, evaluate_graph, to_markdown
+from wav_ros.evaluation.paired import compare_outcomes
 from wav_ros.sim import TASKS, make_env
 from wav_ros.training.policies import (
     CHUNK_EXECUTION,
@@ -203,6 +204,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     for policy, summaries in report["success"].items():
         cells = [_best_progress(summaries[task]) for task in tasks]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    if report.get("planning_paired"):
+        lines += [
+            "",
+            "## Planning against no planning, seed by seed",
+            "",
+            "Both WAV rows run the same layouts, so each seed pairs an episode with planning "
+            "and one without: the layouts only one of them solved, and the exact McNemar "
+            "p-value of those counts (`python -m wav_ros.evaluation.paired` compares any two "
+            "evaluations this way, e.g. over more seeds).",
+            "",
+            "| task | solved by both | only with planning | only without | exact McNemar p |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for task, row in report["planning_paired"].items():
+            both = row["successes_a"] - row["only_a"]
+            lines.append(
+                f"| {task} | {both} | {row['only_a']} | {row['only_b']} | {row['p_value']:.2g} |"
+            )
     if report.get("graph"):
         graph = report["graph"]
         last = graph["seed"] + graph["episodes"] - 1
@@ -255,6 +274,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     if notes.is_file():
         lines += ["", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def planning_paired(
+    outcomes: dict[str, dict[str, dict[int, bool]]], tasks: list[str]
+) -> dict[str, Any] | None:
+    """WAV with planning against without, paired by seed, per task (None without both rows)."""
+    if "wav" not in outcomes or "wav_k0" not in outcomes:
+        return None
+    return {
+        task: asdict(compare_outcomes(outcomes["wav"][task], outcomes["wav_k0"][task], task))
+        for task in tasks
+    }
 
 
 def graph_episodes(args: argparse.Namespace) -> dict[str, Any]:
@@ -315,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
 
     factories = policy_factories(args.checkpoint, args.direct, args.only or POLICY_KEYS)
     success = {}
+    outcomes: dict[str, dict[str, dict[int, bool]]] = {}
     for key in factories:
         label, factory, policy_id = factories[key]
         started = time.perf_counter()
@@ -330,6 +362,9 @@ def main(argv: list[str] | None = None) -> None:
             run_missing=key not in args.cached_only,
         )
         success[label] = {t: asdict(s) for t, s in results.summaries.items()}
+        outcomes[key] = {
+            t: {e.seed: e.success for e in results.episodes if e.task == t} for t in args.tasks
+        }
         print(f"{label}: {time.perf_counter() - started:.0f} s", flush=True)
         print(results.to_markdown(), flush=True)
     if args.only:
@@ -354,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "planner": asdict(EVAL_PLANNER),
         "success": success,
+        "planning_paired": planning_paired(outcomes, args.tasks),
         "graph": graph_episodes(args) if args.graph_episodes else None,
         "latency": planning_latency(args.checkpoint, args.direct, args.latency_repeats),
         "training": training_cost(
