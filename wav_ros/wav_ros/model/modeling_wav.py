@@ -198,7 +198,6 @@ class WAVPolicy(nn.Module):
             tolerance is not None
             and previous is not None
             and previous[0] == instruction
-            and previous[1].shape == state.shape
             and float(np.abs(state - previous[1]).max()) <= tolerance
         )
         if stalled:
