@@ -867,7 +867,7 @@ def test_report_names_the_rows_below_the_episode_target():
     )
     report["cached_only"] = []
     assert "Not every row" not in render_markdown(report)
-    assert "seed by seed" not in render_markdown(report)  # one WAV row: nothing to pair
+    assert "## Planning against no planning" not in render_markdown(report)  # one WAV row
 
 
 def test_report_pairs_planning_against_no_planning_seed_by_seed():
