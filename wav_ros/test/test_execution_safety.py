@@ -148,6 +148,47 @@ def test_a_chunk_too_fast_for_the_limits_is_slowed_on_its_path_and_then_passes_t
         time_within_velocity_limits(fast[:, :13], 0.02, LIMITS)
 
 
+def test_a_first_target_out_of_one_steps_reach_is_reached_from_the_measured_state():
+    from wav_ros.execution import start_from_state, time_within_velocity_limits
+
+    limits = SafetyLimits(force_limited_joints=("left_gripper", "right_gripper"))
+    wrist = JOINT_NAMES.index("right_wrist_angle")
+    gripper = JOINT_NAMES.index("left_gripper")
+    state = HOME.copy()
+    state[gripper] = 0.4  # pressing on an object: measured away from its command
+    targets = chunk(steps=16, speed=0.5).positions.copy()
+    targets[:, gripper] = 0.0
+    targets[:, wrist] += 0.05  # within one step's reach (3 rad/s × 20 ms = 0.06)
+
+    within, jump = start_from_state(targets, state, DT, limits)
+    np.testing.assert_array_equal(within, targets)
+    assert jump == pytest.approx(0.05)
+
+    targets[:, wrist] += 0.14  # 0.19 rad: the graph's refused first targets
+    times = DT * np.arange(1, 17)
+    unanchored = JointTrajectoryData(JOINT_NAMES, times, targets, 0.0)
+    assert {r.code for r in validate_trajectory(unanchored, state, 0.0, limits)} == {
+        RefusalCode.START_DEVIATION
+    }
+
+    anchored, jump = start_from_state(targets, state, DT, limits)
+    assert jump == pytest.approx(0.19)
+    assert anchored.shape == (17, len(JOINT_NAMES))
+    np.testing.assert_array_equal(anchored[1:], targets)
+    expected_anchor = state.copy()
+    expected_anchor[gripper] = 0.0  # the gripper keeps its command: no loosening of a grasp
+    np.testing.assert_array_equal(anchored[0], expected_anchor)
+    timed = time_within_velocity_limits(anchored, DT, limits)
+    assert timed[1] - timed[0] == pytest.approx(0.19 / 3.0, rel=1e-5)
+    trajectory = JointTrajectoryData(JOINT_NAMES, timed, anchored, 0.0)
+    assert validate_trajectory(trajectory, state, 0.0, limits) == []
+
+    with pytest.raises(ValueError, match="state"):
+        start_from_state(targets, state[:13], DT, limits)
+    with pytest.raises(ValueError, match="state"):
+        start_from_state(targets, np.full(len(JOINT_NAMES), np.nan), DT, limits)
+
+
 def test_stale_and_future_plans_are_refused():
     assert codes(chunk(stamp=0.0), now=LIMITS.max_plan_age + 0.01) >= {RefusalCode.STALE}
     assert codes(chunk(stamp=1.0), now=1.0 - LIMITS.max_future_stamp - 0.01) == {

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from wav_ros.model import WAVConfig
+from wav_ros.robot_description import JOINT_NAMES
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -39,13 +40,15 @@ def planner_args(checkpoint: Path, mode: str) -> list[str]:
     planner = {f"planner.{name}": value for name, value in PLANNER.items()}
     # The observations here are random pixels, far from anything the model was trained on:
     # these tests check the graph, so decoded actions are projected onto the limits however
-    # far out they land (the projection refusal has its own test below).
+    # far out they land, and reached from the measured state however far their first target
+    # lies (the projection and start-jump refusals have their own tests below).
     return node_args(
         "wav_ros.nodes.latent_planner",
         checkpoint,
         mode=mode,
         visualize="false",
         max_limit_projection=100.0,
+        max_start_jump=100.0,
         **planner,
     )
 
@@ -123,10 +126,19 @@ def test_local_planner_refuses_bad_requests_then_plans(checkpoint, client, spawn
         response = call(node, plan, "hand the cube over", use_seed=True, seed=3)
     assert response.success, response.message
     positions = np.array([point.positions for point in response.trajectory.points])
-    assert positions.shape == (16, 14) and np.all(np.isfinite(positions))
     assert response.planning_time > 0 and response.stat_names
+    stats = dict(zip(response.stat_names, response.stat_values, strict=True))
+    # The model's first target on these random pixels lies far from the peer's arms: the plan
+    # starts where they are measured (all zeros, grippers half open; a gripper keeps its first
+    # target), and the caller executes that extra point too.
+    assert stats["start_jump"] > 0.06 and stats["start_anchored"] == 1.0
+    assert positions.shape == (17, 14) and np.all(np.isfinite(positions))
+    arms = [i for i, name in enumerate(JOINT_NAMES) if not name.endswith("gripper")]
+    np.testing.assert_array_equal(positions[0, arms], 0.0)
+    np.testing.assert_array_equal(positions[0, [6, 13]], positions[1, [6, 13]])
     saved = json.loads((checkpoint / "config.json").read_text())["config"]
-    assert response.execute_steps == WAVConfig.from_dict(saved).execute_steps  # the checkpoint's
+    # The checkpoint's execute_steps, plus the point that starts the plan at the arms.
+    assert response.execute_steps == WAVConfig.from_dict(saved).execute_steps + 1
 
     # The peer's arms have not moved since that plan: the next one draws its action noise at
     # the checkpoint's stall scale, and a reset starts over.
@@ -184,7 +196,22 @@ def test_the_planner_parameter_overrides_the_checkpoints_execute_steps(
     while "stale" in response.message or "execute_steps=17" in response.message:
         response = call(node, plan, "hand the cube over")
     assert response.success, response.message
-    assert response.execute_steps == 4 and len(response.trajectory.points) == 16
+    anchored = int(
+        dict(zip(response.stat_names, response.stat_values, strict=True))["start_anchored"]
+    )
+    assert response.execute_steps == 4 + anchored
+    assert len(response.trajectory.points) == 16 + anchored
+
+
+def test_a_first_target_beyond_max_start_jump_is_refused(checkpoint, client, spawn_peer):
+    node, plan = client
+    spawn_peer(*planner_args(checkpoint, "local"), "-p", "max_start_jump:=0.01")
+    spawn_peer(str(PEERS / "observation_peer.py"))
+    response = call_once_observed(node, plan, "hand the cube over")
+    while "stale" in response.message:  # until the peer's observations arrive
+        response = call(node, plan, "hand the cube over")
+    assert not response.success
+    assert "from the measured state (max_start_jump=0.01)" in response.message, response.message
 
 
 def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
@@ -212,7 +239,6 @@ def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
     while not received:
         rclpy.spin_once(node, timeout_sec=0.1)
     from wav_ros.nodes.conversions import observation_to_arrays
-    from wav_ros.robot_description import JOINT_NAMES
 
     policy = WAVPolicy.from_pretrained(checkpoint)
     images, state = observation_to_arrays(received[-1], policy.config.camera_names, JOINT_NAMES)
@@ -227,7 +253,10 @@ def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
 
     limits = load_joint_limits()
     expected = np.clip(local.actions, limits.lower, limits.upper)  # the planner's projection
-    np.testing.assert_allclose(remote, expected, rtol=1e-5, atol=1e-5)
+    anchored = int(
+        dict(zip(response.stat_names, response.stat_values, strict=True))["start_anchored"]
+    )
+    np.testing.assert_allclose(remote[anchored:], expected, rtol=1e-5, atol=1e-5)
     assert response.predicted_value == pytest.approx(local.predicted_value, abs=1e-5)
 
 
@@ -273,11 +302,14 @@ def test_the_planner_times_its_chunk_within_the_velocity_limits(
     assert response.success, response.message
     times, positions = trajectory_to_arrays(response.trajectory)
     slowdown = dict(zip(response.stat_names, response.stat_values, strict=True))
-    assert times[-1] > 16 * 0.02 and slowdown["velocity_limit_slowdown"] > 0
-    assert times[-1] - 16 * 0.02 == pytest.approx(slowdown["velocity_limit_slowdown"], rel=1e-4)
+    uniform_times = 0.02 * np.arange(1, len(times) + 1)
+    assert times[-1] > uniform_times[-1] and slowdown["velocity_limit_slowdown"] > 0
+    assert times[-1] - uniform_times[-1] == pytest.approx(
+        slowdown["velocity_limit_slowdown"], rel=1e-4
+    )
     chunk = JointTrajectoryData(response.trajectory.joint_names, times, positions, stamp=0.0)
     assert validate_trajectory(chunk, None, 0.0, SafetyLimits.from_yaml(slow_file)) == []
-    uniform = JointTrajectoryData(chunk.joint_names, 0.02 * np.arange(1, 17), positions, 0.0)
+    uniform = JointTrajectoryData(chunk.joint_names, uniform_times, positions, 0.0)
     assert validate_trajectory(uniform, None, 0.0, SafetyLimits.from_yaml(slow_file)) != []
 
 
@@ -297,6 +329,7 @@ def test_planner_parameters_are_validated_at_start_and_when_set(ros_context, che
             ("planner.iterations", -1, "iterations must be an int >= 0"),
             ("planner.method", "greedy", "method must be one of"),
             ("execute_steps", chunk + 1, f"must be in 0..{chunk}"),
+            ("max_start_jump", 0.0, "max_start_jump must be > 0 rad"),
         ]:
             (result,) = node.set_parameters([Parameter(name, value=value)])
             assert not result.successful and match in result.reason, (name, result.reason)

@@ -6,7 +6,11 @@ holds and refuses lives here so it can be tested without ROS.
 
 from wav_ros.execution.backends.base import ExecutionBackend, IdealArmBackend
 from wav_ros.execution.blending import blend_chunks
-from wav_ros.execution.limits import SafetyLimits, time_within_velocity_limits
+from wav_ros.execution.limits import (
+    SafetyLimits,
+    start_from_state,
+    time_within_velocity_limits,
+)
 from wav_ros.execution.safety import (
     Deadman,
     EStop,
@@ -50,6 +54,7 @@ __all__ = [
     "Verdict",
     "blend_chunks",
     "enforce_limits",
+    "start_from_state",
     "time_within_velocity_limits",
     "validate_trajectory",
 ]

@@ -168,6 +168,36 @@ class SafetyLimits:
         return cls.from_dict(data)
 
 
+def start_from_state(
+    positions: np.ndarray, state: np.ndarray, dt: float, limits: SafetyLimits
+) -> tuple[np.ndarray, float]:
+    """Waypoints (T or T+1, J) that begin where the arms are, and how far the first target lies.
+
+    A model's chunk of targets (T, J) is meant one every `dt` seconds from the measured `state`
+    (J,), but nothing makes its first target reachable in `dt`: an expert that turns the
+    wrists at 7 rad/s teaches first targets up to 0.2 rad away. When a position-tracked joint
+    could not reach its first target within `dt` at its velocity limit, the state is put in
+    front of the chunk, so that `time_within_velocity_limits` times that first move like any
+    other; within reach, the chunk is returned unchanged. Force-limited joints (grippers) are
+    measured away from their command while they press, so the prepended waypoint keeps their
+    first target and their distance counts for neither. Returns (waypoints, largest distance
+    of a position-tracked joint from its first target).
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    state = np.asarray(state, dtype=np.float64)
+    num_joints = len(limits.joint_names)
+    if positions.ndim != 2 or positions.shape[1] != num_joints or positions.shape[0] == 0:
+        raise ValueError(f"positions must have shape (T>=1, {num_joints}), got {positions.shape}")
+    if state.shape != (num_joints,) or not np.all(np.isfinite(state)):
+        raise ValueError(f"state must be {num_joints} finite values, got {state}")
+    tracked = limits.position_tracked
+    distance = np.abs(positions[0] - state) * tracked
+    if np.all(distance <= limits.velocity * dt + limits.tolerance):
+        return positions, float(distance.max())
+    anchor = np.where(tracked, state, positions[0])
+    return np.vstack([anchor[None], positions]), float(distance.max())
+
+
 def time_within_velocity_limits(
     positions: np.ndarray, dt: float, limits: SafetyLimits
 ) -> np.ndarray:

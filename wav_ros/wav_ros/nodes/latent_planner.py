@@ -33,7 +33,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from wav_interfaces.msg import ImaginedRollout, Observation, PlannerStatus
 from wav_interfaces.srv import Imagine, Plan, Score
-from wav_ros.execution import SafetyLimits, time_within_velocity_limits
+from wav_ros.execution import SafetyLimits, start_from_state, time_within_velocity_limits
 from wav_ros.nodes import conversions
 from wav_ros.nodes.graph import load_joint_limits
 from wav_ros.nodes.model_host import ModelNode
@@ -242,6 +242,10 @@ class LatentPlannerNode(ModelNode):
         declare("service_timeout", 10.0)
         declare("limits_file", "")
         declare("max_limit_projection", 0.1)
+        # A chunk's first target this far (rad) from the measured arms means the model is wrong
+        # about where they are: refused. Closer, a first target out of one step's reach is
+        # reached from the measured state at the velocity limits (`start_from_state`).
+        declare("max_start_jump", 0.5)
         # Points of each chunk the caller executes before the next plan, returned with every
         # plan (0: the checkpoint's execute_steps, chosen where nothing holds still to plan).
         declare("execute_steps", 0)
@@ -339,6 +343,9 @@ class LatentPlannerNode(ModelNode):
             PlannerConfig(**values)
         except (TypeError, ValueError) as error:
             return f"invalid planner parameters: {error}"
+        max_start_jump = changes.get("max_start_jump", self.get_parameter("max_start_jump").value)
+        if not max_start_jump > 0:
+            return f"max_start_jump must be > 0 rad, got {max_start_jump}"
         if "execute_steps" in changes:
             return self._execute_steps_error(changes["execute_steps"])
         return ""
@@ -454,12 +461,22 @@ class LatentPlannerNode(ModelNode):
             actions, self.joint_limits, self.get_parameter("max_limit_projection").value
         )
         dt = 1.0 / CONTROL_HZ
-        times = time_within_velocity_limits(actions, dt, self.joint_limits)
+        waypoints, start_jump = start_from_state(actions, state, dt, self.joint_limits)
+        max_start_jump = self.get_parameter("max_start_jump").value
+        if start_jump > max_start_jump:
+            raise PlanRefusedError(
+                f"the model's first target lies {start_jump:.3f} from the measured state "
+                f"(max_start_jump={max_start_jump}); refusing the plan"
+            )
+        times = time_within_velocity_limits(waypoints, dt, self.joint_limits)
+        start_anchored = len(waypoints) - len(actions)
         stats = dict(
             outcome.stats,
             stalled=stalled,
             action_noise_scale=noise_scale,
             joint_limit_projection=projected,
+            start_jump=start_jump,
+            start_anchored=start_anchored,
             velocity_limit_slowdown=float(times[-1] - dt * len(times)),
         )
         # The arms hold still while planning: the chunk starts now, when planning finished.
@@ -469,8 +486,9 @@ class LatentPlannerNode(ModelNode):
             response,
             header,
             observation,
-            actions,
+            waypoints,
             times,
+            self.execute_steps + start_anchored,
             final,
             stats,
             experts.last_values,
@@ -541,12 +559,22 @@ class LatentPlannerNode(ModelNode):
 
     # ------------------------------------------------------------------ results
     def _fill_response(
-        self, request, response, header, observation, actions, times, final, stats, candidates
+        self,
+        request,
+        response,
+        header,
+        observation,
+        waypoints,
+        times,
+        execute_steps,
+        final,
+        stats,
+        candidates,
     ) -> None:
         response.trajectory = conversions.actions_to_trajectory(
-            actions, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ, times_from_start=times
+            waypoints, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ, times_from_start=times
         )
-        response.execute_steps = self.execute_steps
+        response.execute_steps = execute_steps
         response.predicted_value = float(final.values[0])
         response.observation_stamp = observation.header.stamp
         response.best_rollout = final.rollout
@@ -557,7 +585,7 @@ class LatentPlannerNode(ModelNode):
         response.stat_names, response.stat_values = names, values
         response.success = True
         response.message = (
-            f"planned {len(actions)} steps for {request.instruction!r}: "
+            f"planned {len(waypoints)} steps for {request.instruction!r}: "
             f"predicted value {response.predicted_value:.3f}"
         )
         self._trajectory_publisher.publish(response.trajectory)
@@ -565,7 +593,7 @@ class LatentPlannerNode(ModelNode):
             return
         if final.rollout.frames and self.get_parameter("mode").value == "local":
             self._rollout_publisher.publish(final.rollout)  # distributed: world_model publishes
-        self._marker_publisher.publish(plan_markers(header, candidates, final.values, actions))
+        self._marker_publisher.publish(plan_markers(header, candidates, final.values, waypoints))
 
     # ------------------------------------------------------------------ status
     def _set_state(self, state: int, message: str) -> None:
