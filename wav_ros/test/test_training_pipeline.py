@@ -587,14 +587,17 @@ def test_a_chunk_too_fast_for_the_velocity_limits_is_executed_slower_on_its_path
     step[JOINT_NAMES.index("right_wrist_rotate")] = 0.12  # 6 rad/s: twice its limit
     model = ScriptedChunks(step)
     chunked = ChunkedEvalPolicy(model, None, 4)
-    policy = run_chunks(chunked, steps=7)
+    policy = run_chunks(chunked, steps=9)
     plan = model.plans[0]
     actions = np.stack(policy.actions)
-    assert policy.rendered == [True] + [False] * 6  # 4 targets take 7 steps: 3 added
-    assert chunked.slowed_steps == 3
-    # The targets every other step, midway between them in between (1 ppm timing slack aside).
-    np.testing.assert_allclose(actions[0::2], plan[:4], atol=1e-6)
-    np.testing.assert_allclose(actions[1::2], (plan[:3] + plan[1:4]) / 2, atol=1e-6)
+    # The first target lies 0.12 from the measured arms, out of one step's reach: the chunk
+    # starts where they are, as the graph's planner starts it. 4 targets take 9 steps.
+    assert policy.rendered == [True] + [False] * 8
+    assert chunked.slowed_steps == 5
+    waypoints = np.vstack([plan[0] - step, plan[:4]])
+    # The waypoints every other step, midway between them in between (1 ppm timing slack aside).
+    np.testing.assert_allclose(actions[0::2], waypoints, atol=1e-6)
+    np.testing.assert_allclose(actions[1::2], (waypoints[:-1] + waypoints[1:]) / 2, atol=1e-6)
     assert np.max(np.abs(np.diff(actions, axis=0))) <= 3.0 * 0.02 + 1e-9
 
 

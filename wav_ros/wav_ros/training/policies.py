@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from wav_ros.execution import JointTrajectoryData, SafetyLimits, time_within_velocity_limits
+from wav_ros.execution import (
+    JointTrajectoryData,
+    SafetyLimits,
+    start_from_state,
+    time_within_velocity_limits,
+)
 from wav_ros.model import WAVPolicy, resize_images
 from wav_ros.planning import PlannerConfig
 from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
@@ -30,12 +35,15 @@ from wav_ros.robot_description import CONTROL_HZ, JOINT_NAMES
 EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_samples=4)
 NO_PLANNING = PlannerConfig(iterations=0)
 #: How ChunkedEvalPolicy executes a chunk; in the report's policy ids, so that episodes run
-#: another way are not reused ("velocity-timed": timed within the velocity limits, round 7).
-CHUNK_EXECUTION = "velocity-timed"
+#: another way are not reused ("velocity-timed": timed within the velocity limits, round 7;
+#: "from the arms": a first target out of one step's reach is reached from the measured
+#: state at those limits, as the graph's planner does, round 19).
+CHUNK_EXECUTION = "velocity-timed from the arms"
 #: torch intra-op threads per evaluation worker (parallel workers share the cores).
 EVAL_THREADS = 1
-#: The robot's limits (float64 like the env's own: a float32 copy of 3.14158 lies above it).
-_LIMITS = SafetyLimits()
+#: The robot's limits (float64 like the env's own: a float32 copy of 3.14158 lies above it);
+#: grippers force-limited as in config/joint_limits.yaml, since they press on what they hold.
+_LIMITS = SafetyLimits(force_limited_joints=("left_gripper", "right_gripper"))
 
 
 def load_policy(directory: str | Path, planner_config: PlannerConfig | None = None) -> Any:
@@ -165,19 +173,21 @@ class ChunkedEvalPolicy:
             chunk = np.asarray(chunk, dtype=np.float64)
             clipped = np.clip(chunk, _LIMITS.lower, _LIMITS.upper)
             self.clipped_targets += int((clipped != chunk).sum())
-            targets = _timed_within_limits(clipped[: self.execute_steps])
+            targets = _timed_within_limits(clipped[: self.execute_steps], obs.qpos)
             self.slowed_steps += len(targets) - self.execute_steps
             self._queue.extend(targets)
             self._queue.extend([targets[-1]] * self.hold_steps)
         return self._queue.popleft()
 
 
-def _timed_within_limits(targets: np.ndarray) -> list[np.ndarray]:
-    """Targets meant one per control step, slowed where a joint would pass its velocity limit
-    and sampled at the control rate (the executor's ticks)."""
+def _timed_within_limits(targets: np.ndarray, state: np.ndarray) -> list[np.ndarray]:
+    """Targets meant one per control step from the measured `state`, slowed where a joint
+    would pass its velocity limit (the first move too) and sampled at the control rate (the
+    executor's ticks), as the graph's planner times a chunk."""
     dt = 1.0 / CONTROL_HZ
-    times = time_within_velocity_limits(targets, dt, _LIMITS)
-    timed = JointTrajectoryData(JOINT_NAMES, times, targets, stamp=0.0)
+    waypoints, _ = start_from_state(targets, state, dt, _LIMITS)
+    times = time_within_velocity_limits(waypoints, dt, _LIMITS)
+    timed = JointTrajectoryData(JOINT_NAMES, times, waypoints, stamp=0.0)
     steps = math.ceil(times[-1] / dt - 1e-3)  # not one more step for the timing slack
     return [timed.sample(step * dt) for step in range(1, steps + 1)]
 
