@@ -260,6 +260,29 @@ def test_distributed_plan_equals_bare_model_api(checkpoint, client, spawn_peer):
     assert response.predicted_value == pytest.approx(local.predicted_value, abs=1e-5)
 
 
+def test_plan_markers_chart_a_plan_that_starts_at_the_measured_arms():
+    from std_msgs.msg import Header
+
+    from wav_ros.nodes.latent_planner import plan_markers
+
+    values = np.linspace(0.0, 1.0, 16)
+    candidates = np.random.default_rng(0).random((4, 2, 16))  # (M, N, L)
+    waypoints = np.linspace(0.0, 1.0, 17)[:, None] * np.ones((17, len(JOINT_NAMES)))
+    markers = plan_markers(Header(frame_id="world"), candidates, values, waypoints).markers
+    by_namespace = {}
+    for marker in markers[1:]:
+        by_namespace.setdefault(marker.ns, []).append(marker)
+    assert [len(by_namespace[ns]) for ns in ("wav_candidates", "wav_chosen", "wav_plan")] == [
+        4,
+        1,
+        len(JOINT_NAMES),
+    ]
+    assert all(len(marker.points) == 16 for marker in by_namespace["wav_candidates"])
+    plan = by_namespace["wav_plan"][0]
+    assert len(plan.points) == 17
+    assert plan.points[-1].z == pytest.approx(0.1) and plan.points[-1].x == pytest.approx(0.5)
+
+
 def test_decoded_actions_are_projected_onto_limits_or_refused_when_far_out():
     from wav_ros.nodes.graph import load_joint_limits
     from wav_ros.nodes.latent_planner import PlanRefusedError, project_onto_limits

@@ -73,19 +73,24 @@ def _line_strip(header: Header, ns: str, marker_id: int, points, rgba, width: fl
     return marker
 
 
+def _chart_xs(steps: int) -> np.ndarray:
+    return 0.5 * np.arange(steps) / max(steps - 1, 1)
+
+
 def plan_markers(
-    header: Header, candidate_values: np.ndarray | None, chosen_values: np.ndarray, actions
+    header: Header, candidate_values: np.ndarray | None, chosen_values: np.ndarray, waypoints
 ) -> MarkerArray:
-    """RViz view of one plan, as charts in the x-z plane (x: time through the chunk):
+    """RViz view of one plan, as charts in the x-z plane (x: through the chunk, 0 to 0.5 m):
 
     - `wav_candidates`: each video candidate's best value curve (z: value, y: candidate),
       coloured red (low) to green (high) by its mean;
     - `wav_chosen`: the chosen plan's value curve, white;
-    - `wav_plan`: the planned trajectory, one curve per joint (z: position), at y = -0.3.
+    - `wav_plan`: the planned trajectory's waypoints (the measured start included when the
+      plan starts from it), one curve per joint (z: position), at y = -0.3.
     """
     markers = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
     steps = len(chosen_values)
-    xs = 0.5 * np.arange(steps) / max(steps - 1, 1)
+    xs = _chart_xs(steps)
     if candidate_values is not None:
         curves = candidate_values.max(axis=1)  # (M, L): best value noise of each video
         means = curves.mean(axis=1)
@@ -100,10 +105,12 @@ def plan_markers(
             )
     points = zip(xs, np.full(steps, -0.05), 0.2 * np.asarray(chosen_values), strict=True)
     markers.markers.append(_line_strip(header, "wav_chosen", 0, points, (1, 1, 1, 1), 0.01))
-    actions = np.asarray(actions)
-    for joint in range(actions.shape[1]):
-        hue = joint / actions.shape[1]
-        points = zip(xs, np.full(steps, -0.3 - 0.01 * joint), 0.1 * actions[:, joint], strict=True)
+    waypoints = np.asarray(waypoints)
+    xs = _chart_xs(len(waypoints))
+    for joint in range(waypoints.shape[1]):
+        hue = joint / waypoints.shape[1]
+        height = 0.1 * waypoints[:, joint]
+        points = zip(xs, np.full(len(xs), -0.3 - 0.01 * joint), height, strict=True)
         markers.markers.append(
             _line_strip(header, "wav_plan", joint, points, (hue, 0.5, 1 - hue, 0.9), 0.005)
         )
