@@ -183,6 +183,17 @@ def test_a_first_target_out_of_one_steps_reach_is_reached_from_the_measured_stat
     trajectory = JointTrajectoryData(JOINT_NAMES, timed, anchored, 0.0)
     assert validate_trajectory(trajectory, state, 0.0, limits) == []
 
+    # A joint measured past its limit (as the simulated forearm_roll is, by 0.015 rad, after
+    # contact) starts from the limit: a plan never commands outside one.
+    roll = JOINT_NAMES.index("left_forearm_roll")
+    state[roll] = limits.lower[roll] - 0.015
+    targets[:, roll] = limits.lower[roll] + 0.1
+    anchored, _ = start_from_state(targets, state, DT, limits)
+    assert anchored[0, roll] == limits.lower[roll]
+    timed = time_within_velocity_limits(anchored, DT, limits)
+    trajectory = JointTrajectoryData(JOINT_NAMES, timed, anchored, 0.0)
+    assert validate_trajectory(trajectory, state, 0.0, limits) == []
+
     with pytest.raises(ValueError, match="state"):
         start_from_state(targets, state[:13], DT, limits)
     with pytest.raises(ValueError, match="state"):

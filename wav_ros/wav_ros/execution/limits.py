@@ -180,8 +180,9 @@ def start_from_state(
     front of the chunk, so that `time_within_velocity_limits` times that first move like any
     other; within reach, the chunk is returned unchanged. Force-limited joints (grippers) are
     measured away from their command while they press, so the prepended waypoint keeps their
-    first target and their distance counts for neither. Returns (waypoints, largest distance
-    of a position-tracked joint from its first target).
+    first target and their distance counts for neither. A joint measured a little past its
+    limit (a wrist pushed by contact) starts from the limit: nothing outside one is commanded.
+    Returns (waypoints, largest distance of a position-tracked joint from its first target).
     """
     positions = np.asarray(positions, dtype=np.float64)
     state = np.asarray(state, dtype=np.float64)
@@ -194,7 +195,7 @@ def start_from_state(
     distance = np.abs(positions[0] - state) * tracked
     if np.all(distance <= limits.velocity * dt + limits.tolerance):
         return positions, float(distance.max())
-    anchor = np.where(tracked, state, positions[0])
+    anchor = np.clip(np.where(tracked, state, positions[0]), limits.lower, limits.upper)
     return np.vstack([anchor[None], positions]), float(distance.max())
 
 
