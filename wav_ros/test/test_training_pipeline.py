@@ -871,6 +871,9 @@ def test_report_names_the_rows_below_the_episode_target():
     report["cached_only"] = []
     assert "Not every row" not in render_markdown(report)
     assert "## Planning against no planning" not in render_markdown(report)  # one WAV row
+    assert "*From rest*" not in render_markdown(report)  # a report without that row
+    report["rest_settle_steps"] = 50
+    assert "settled for 50 control steps" in render_markdown(report)
 
 
 def test_report_pairs_planning_against_no_planning_seed_by_seed():
@@ -897,10 +900,14 @@ def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):
 
     wav = tmp_path / "wav"
     WAVPolicy(micro_config()).save_pretrained(wav)
-    ids = {key: entry[2] for key, entry in report.policy_factories(wav, wav).items()}
+    rows = report.policy_factories(wav, wav)
+    ids = {key: row.policy_id for key, row in rows.items()}
     assert len(set(ids.values())) == len(ids)  # no two policies share cached episodes
     assert planner_digest(report.EVAL_PLANNER) in ids["wav"]
     assert planner_digest(report.NO_PLANNING) in ids["wav_k0"]
+    # The from-rest row is WAV with planning on settled scenes; every other row starts moving.
+    assert ids["wav_rest"].startswith(ids["wav"]) and rows["wav_rest"].settle_steps == 50
+    assert {key for key, row in rows.items() if row.settle_steps} == {"wav_rest"}
     # Another planner setting is another policy, even on the same checkpoint.
     changed = report.EVAL_PLANNER.replace(warm_start=not report.EVAL_PLANNER.warm_start)
     assert planner_digest(changed) != planner_digest(report.EVAL_PLANNER)

@@ -19,7 +19,7 @@ import statistics
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -50,37 +50,56 @@ TRAINING = REPO_DIR / "reports" / "training"
 COMMAND = "python -m wav_ros.training.report --episodes 50 --workers 2"
 
 
-POLICY_KEYS = ("wav", "wav_k0", "direct", "expert")
+POLICY_KEYS = ("wav", "wav_k0", "wav_rest", "direct", "expert")
+#: Control periods (1 s) the scene settles under gravity before each "from rest" episode.
+REST_SETTLE_STEPS = 50
+
+
+class ReportRow(NamedTuple):
+    """One row of the report: how to build the policy and how its episodes start."""
+
+    label: str
+    factory: Any  # picklable, zero arguments: the harness builds one policy per worker
+    policy_id: str  # names the folder of the row's cached episodes
+    settle_steps: int = 0  # EvalConfig.settle_steps
 
 
 def policy_factories(
     wav: Path, direct: Path, keys: tuple[str, ...] | list[str] = POLICY_KEYS
-) -> dict[str, tuple[str, Any, str]]:
-    """Key -> (label, picklable zero-argument factory for the harness, policy id), for the
-    policies in `keys` only (a direct-only run needs no WAV checkpoint).
+) -> dict[str, ReportRow]:
+    """Key -> its row, for the policies in `keys` only (a direct-only run needs no WAV
+    checkpoint).
 
-    The id (checkpoint and planner digests, and how chunks are executed) names the folder of the
-    policy's cached episodes, so a retrained checkpoint or a changed planner is evaluated afresh
-    and the old episodes stay where they were.
+    The id (checkpoint and planner digests, how chunks are executed and how episodes start)
+    names the folder of the policy's cached episodes, so a retrained checkpoint or a changed
+    planner is evaluated afresh and the old episodes stay where they were.
     """
-    digest = functools.cache(checkpoint_digest)  # WAV's two rows read its weights once
+    digest = functools.cache(checkpoint_digest)  # WAV's rows read its weights once
+
+    def planning() -> str:
+        return f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}-{CHUNK_EXECUTION}"
+
     entries = {
-        "wav": lambda: (
-            "WAV (latent planning)",
-            functools.partial(make_eval_policy, str(wav), True),
-            f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}-{CHUNK_EXECUTION}",
+        "wav": lambda: ReportRow(
+            "WAV (latent planning)", functools.partial(make_eval_policy, str(wav), True), planning()
         ),
-        "wav_k0": lambda: (
+        "wav_k0": lambda: ReportRow(
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
             f"wav-{digest(wav)}-planner-{planner_digest(NO_PLANNING)}-{CHUNK_EXECUTION}",
         ),
-        "direct": lambda: (
+        "wav_rest": lambda: ReportRow(
+            "WAV (latent planning), from rest",
+            functools.partial(make_eval_policy, str(wav), True),
+            f"{planning()}-settled-{REST_SETTLE_STEPS}",
+            REST_SETTLE_STEPS,
+        ),
+        "direct": lambda: ReportRow(
             "direct action baseline",
             functools.partial(make_eval_policy, str(direct), False),
             f"direct-{digest(direct)}-{CHUNK_EXECUTION}",
         ),
-        "expert": lambda: (
+        "expert": lambda: ReportRow(
             "scripted expert",
             functools.partial(ScriptedExpertPolicy, seed=0),
             "scripted-expert-seed0",
@@ -191,6 +210,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{100 * s['ci95_high']:.0f}] ({s['successes']}/{s['episodes']})"
             )
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    if settle := report.get("rest_settle_steps"):
+        lines += [
+            "",
+            f"*From rest*: the same seeds, each scene first settled for {settle} control steps "
+            "under gravity with the arms holding their start pose (the harness's "
+            f"`--settle-steps {settle}`), as a real robot starts. The demonstrations, like the "
+            "other rows, start moving at the first step.",
+        ]
     lines += [
         "",
         "## How far the episodes got",
@@ -347,20 +374,21 @@ def main(argv: list[str] | None = None) -> None:
     factories = policy_factories(args.checkpoint, args.direct, args.only or POLICY_KEYS)
     success = {}
     outcomes: dict[str, dict[str, dict[int, bool]]] = {}
-    for key in factories:
-        label, factory, policy_id = factories[key]
+    for key, row in factories.items():
         started = time.perf_counter()
         results = evaluate(
-            factory,
+            row.factory,
             tasks=args.tasks,
             episodes=args.episodes,
             seed=args.seed,
-            out_dir=args.eval_dir / key / policy_id,
-            policy_id=policy_id,
+            out_dir=args.eval_dir / key / row.policy_id,
+            policy_id=row.policy_id,
             workers=args.workers,
             save_videos=False,
             run_missing=key not in args.cached_only,
+            settle_steps=row.settle_steps,
         )
+        label = row.label
         success[label] = {t: asdict(s) for t, s in results.summaries.items()}
         outcomes[key] = {
             t: {e.seed: e.success for e in results.episodes if e.task == t} for t in args.tasks
@@ -379,7 +407,8 @@ def main(argv: list[str] | None = None) -> None:
         "episodes_per_task": args.episodes,
         "seed": args.seed,
         "why_fewer": args.why_fewer,
-        "cached_only": [factories[key][0] for key in args.cached_only],
+        "cached_only": [factories[key].label for key in args.cached_only],
+        "rest_settle_steps": REST_SETTLE_STEPS if "wav_rest" in factories else None,
         "machine": f"{platform.machine()} CPU ({os.cpu_count()} cores), {EVAL_THREADS} torch "
         f"thread per evaluation worker, {args.workers} workers",
         "checkpoints": {"wav": str(args.checkpoint), "direct": str(args.direct)},
