@@ -164,7 +164,7 @@ def test_a_first_target_out_of_one_steps_reach_is_reached_from_the_measured_stat
     np.testing.assert_array_equal(within, targets)
     assert jump == pytest.approx(0.05)
 
-    targets[:, wrist] += 0.14  # 0.19 rad: the graph's refused first targets
+    targets[:, wrist] += 0.14  # 0.19 rad: a jump the gate refuses (max_start_deviation 0.15)
     times = DT * np.arange(1, 17)
     unanchored = JointTrajectoryData(JOINT_NAMES, times, targets, 0.0)
     assert {r.code for r in validate_trajectory(unanchored, state, 0.0, limits)} == {
@@ -213,6 +213,25 @@ def test_plan_far_from_the_current_state_is_refused():
     refusals = validate_trajectory(chunk(), far, 0.0, LIMITS)
     assert [r.code for r in refusals] == [RefusalCode.START_DEVIATION]
     assert "right_elbow" in refusals[0].message
+
+
+def test_a_plan_may_start_at_the_measured_arms_when_they_are_off_their_setpoint():
+    setpoint, measured = HOME.copy(), HOME.copy()
+    measured[4] += 0.16  # a loaded wrist, off its setpoint beyond max_start_deviation
+    from_measured = replace(chunk(), positions=chunk().positions + (measured - HOME))
+    assert codes(from_measured, current=setpoint) == {RefusalCode.START_DEVIATION}
+    assert validate_trajectory(from_measured, setpoint, 0.0, LIMITS, measured) == []
+    assert validate_trajectory(chunk(), setpoint, 0.0, LIMITS, measured) == []  # or the setpoint
+    between = replace(chunk(), positions=chunk().positions + (measured - HOME) / 2)
+    assert validate_trajectory(between, setpoint, 0.0, LIMITS, measured) == []
+    beyond = replace(chunk(), positions=chunk().positions + 2 * (measured - HOME))
+    (refusal,) = validate_trajectory(beyond, setpoint, 0.0, LIMITS, measured)
+    assert refusal.code is RefusalCode.START_DEVIATION
+    assert "setpoint" in refusal.message and "measured" in refusal.message
+    nan = np.full(len(JOINT_NAMES), np.nan)
+    assert [r.code for r in validate_trajectory(chunk(), setpoint, 0.0, LIMITS, nan)] == [
+        RefusalCode.STATE
+    ]
 
 
 def test_start_deviation_is_measured_where_the_plan_is_now():

@@ -324,6 +324,29 @@ def test_new_chunk_continues_from_the_setpoint_while_the_arm_lags_within_toleran
     assert session.submit(follow_on, 0.2).verdict.accepted
 
 
+def test_a_chunk_planned_from_the_measured_arm_is_accepted_while_it_lags_its_setpoint():
+    # An arm carrying something sits 0.16 rad off its setpoint (the graph's right wrist at
+    # the handover); a planner that plans from the measured state starts its chunk there.
+    arm = LaggingArm(lag=0.0)
+    session = session_with(arm)
+    assert session.submit(moving_chunk(HOME, np.zeros(14), 0.0, steps=5), 0.0).verdict.accepted
+    run(session, 0.0, 10)
+    arm.lag = 0.16
+    setpoint, measured = session.last_command, arm.read_state(0.2)
+    verdict = session.submit(moving_chunk(measured, joint_speeds(0.5), 0.2, steps=20), 0.2).verdict
+    assert verdict.accepted, verdict.reason
+    # The setpoint is joined onto the chunk within the velocity limits.
+    commands = [report.command for report in run(session, 0.2, 30)]
+    assert_velocity_bounded([setpoint, *commands])
+    # A chunk that starts far from both the setpoint and the measured arm is still refused,
+    # and the refusal names both.
+    elsewhere = arm.read_state(0.8)
+    elsewhere[2] += 0.4
+    verdict = session.submit(moving_chunk(elsewhere, np.zeros(14), 0.8), 0.8).verdict
+    assert RefusalCode.START_DEVIATION in verdict.codes
+    assert "setpoint" in verdict.reason and "measured" in verdict.reason
+
+
 def test_arm_far_from_its_setpoint_refuses_new_chunks():
     arm = LaggingArm(lag=0.0)
     session = session_with(arm)

@@ -42,7 +42,8 @@ class SafetyLimits:
     max_future_stamp: float = 0.05
     """Seconds a plan's stamp may lie ahead of the executor clock (clock skew allowance)."""
     max_start_deviation: float = 0.15
-    """Largest per-joint distance (rad) between the current state and the plan at acceptance."""
+    """Largest per-joint distance (rad) between the plan at acceptance and the arms: their
+    setpoint or, where it is nearer, their measured position."""
     force_limited_joints: tuple[str, ...] = ()
     """Joints whose measured position may stay away from the command because they press on
     objects (grippers closing on a cube): their commands are still checked against every

@@ -100,13 +100,17 @@ def validate_trajectory(
     current_positions: np.ndarray | None,
     now: float,
     limits: SafetyLimits,
+    measured_positions: np.ndarray | None = None,
 ) -> list[Refusal]:
     """Every reason `trajectory` may not be executed at executor time `now`; [] if none.
 
     Structural faults (names, shapes, non-finite values) stop the checks early, since the
     remaining checks cannot interpret such data. `current_positions` (J,) are where the arms
-    are; the plan sampled at `now` must lie within `max_start_deviation` of them (plans are
-    time-aligned: the part of a plan older than `now` is skipped). None skips that check.
+    are commanded; the plan sampled at `now` must lie within `max_start_deviation` of them
+    (plans are time-aligned: the part of a plan older than `now` is skipped). None skips that
+    check. `measured_positions` (J,), where the arms are measured, may also anchor a joint's
+    start: an arm carrying or pressing on something stays up to the tracking tolerance from
+    its setpoint, and a planner that plans from the measured state starts its plan there.
     """
     if not math.isfinite(now):
         raise ValueError(f"now must be finite, got {now}")
@@ -224,21 +228,30 @@ def validate_trajectory(
         )
 
     if current_positions is not None and increasing:
-        current = np.asarray(current_positions, dtype=np.float64)
-        if current.shape != (num_joints,) or not np.all(np.isfinite(current)):
+        references = [("setpoint", current_positions)]
+        if measured_positions is not None:
+            references.append(("measured", measured_positions))
+        references = [(name, np.asarray(values, dtype=np.float64)) for name, values in references]
+        if any(
+            values.shape != (num_joints,) or not np.all(np.isfinite(values))
+            for _, values in references
+        ):
             refusals.append(
                 Refusal(RefusalCode.STATE, f"current state is not {num_joints} finite values")
             )
         else:
-            deviation = np.abs(trajectory.sample(age) - current) * limits.position_tracked
+            start = trajectory.sample(age)
+            deviation = np.min([np.abs(start - values) for _, values in references], axis=0)
+            deviation *= limits.position_tracked
             worst = int(np.argmax(deviation))
             if deviation[worst] > limits.max_start_deviation + tol:
+                against = ", ".join(f"{name} {values[worst]:.4f}" for name, values in references)
                 refusals.append(
                     Refusal(
                         RefusalCode.START_DEVIATION,
                         f"plan starts {deviation[worst]:.4f} away from the current state at joint "
-                        f"{limits.joint_names[worst]!r} (max_start_deviation="
-                        f"{limits.max_start_deviation})",
+                        f"{limits.joint_names[worst]!r} (plan {start[worst]:.4f}; {against}; "
+                        f"max_start_deviation={limits.max_start_deviation})",
                     )
                 )
     return refusals
@@ -394,7 +407,11 @@ class SafetyGate:
         trajectory: JointTrajectoryData,
         current_positions: np.ndarray | None,
         now: float,
+        measured_positions: np.ndarray | None = None,
     ) -> Verdict:
+        """See `validate_trajectory` for the positions."""
         refusals = self.motion_refusals(now)
-        refusals += validate_trajectory(trajectory, current_positions, now, self.limits)
+        refusals += validate_trajectory(
+            trajectory, current_positions, now, self.limits, measured_positions
+        )
         return Verdict(tuple(refusals))

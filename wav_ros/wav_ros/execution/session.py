@@ -183,11 +183,13 @@ class ExecutionSession:
                 return _refused(RefusalCode.BACKEND, f"reading the joint state failed: {error!r}")
             if measured is None:
                 return _refused(RefusalCode.STATE, "no fresh joint state from the backend")
-            # A position-controlled arm lags its setpoint while moving; the plan must continue
-            # from the setpoint (where the controller drives the arm), and the arm must be
-            # within the tracking tolerance of it.
+            # A position-controlled arm lags its setpoint while moving (and stays off it while
+            # it carries or presses on something): the plan must start near the setpoint (where
+            # the controller drives the arm) or near the measured arm (where a planner sees
+            # it), and the arm must be within the tracking tolerance of the setpoint. The blend
+            # below joins the setpoint onto the plan within the velocity limits either way.
             reference = measured if self._last_command is None else self._last_command
-            verdict = self.gate.check(trajectory, reference, now)
+            verdict = self.gate.check(trajectory, reference, now, measured)
             if not verdict.accepted:
                 return SubmitResult(verdict)
             tracking = self._tracking_error(measured)
