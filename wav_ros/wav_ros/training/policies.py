@@ -36,9 +36,9 @@ EVAL_PLANNER = PlannerConfig(iterations=2, num_video_samples=8, num_value_sample
 NO_PLANNING = PlannerConfig(iterations=0)
 #: How ChunkedEvalPolicy executes a chunk; in the report's policy ids, so that episodes run
 #: another way are not reused ("velocity-timed": timed within the velocity limits, round 7;
-#: "from the arms": a first target out of one step's reach is reached from the measured
+#: "-from-arms": a first target out of one step's reach is reached from the measured
 #: state at those limits, as the graph's planner does, round 19).
-CHUNK_EXECUTION = "velocity-timed from the arms"
+CHUNK_EXECUTION = "velocity-timed-from-arms"
 #: torch intra-op threads per evaluation worker (parallel workers share the cores).
 EVAL_THREADS = 1
 #: The robot's limits (float64 like the env's own: a float32 copy of 3.14158 lies above it);
