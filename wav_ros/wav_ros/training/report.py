@@ -1,6 +1,7 @@
-"""The evaluation report: closed-loop success of WAV, WAV without planning, the direct baseline
-and the scripted expert on every sim task, with 95 % Wilson intervals, training cost and
-planning latency. Writes `<report>.md` and `<report>.json`.
+"""The evaluation report: closed-loop success of WAV, WAV without planning, WAV from rest, the
+direct baseline and the scripted expert on every sim task, with 95 % Wilson intervals, the
+node graph's episodes, training cost and planning latency. Writes `<report>.md` and
+`<report>.json`.
 
     python -m wav_ros.training.report --episodes 50 --workers 2
 
