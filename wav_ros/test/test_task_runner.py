@@ -189,6 +189,8 @@ class StandInGraph:
         self.resets.append(bool(request.options.reset_warm_start))
         response.success, response.predicted_value = True, value
         response.execute_steps = self.execute_steps
+        # Every other plan starts at the measured arms, as the real planner reports it.
+        response.stat_names, response.stat_values = ["start_anchored"], [len(self.resets) % 2]
         response.trajectory = actions_to_trajectory(
             np.zeros((16, len(JOINT_NAMES))), JOINT_NAMES, header=Header(), dt=0.02
         )
@@ -250,6 +252,7 @@ def test_the_runner_executes_as_many_points_as_the_plan_says(ros_context):
     graph = StandInGraph([0.9, 0.9, 0.9], execute_steps=12)
     report = graph.run(TaskRunnerConfig(instruction="x", max_steps=30))
     assert graph.executed == [12, 12, 6] and report.steps == 30  # the last one: the budget
+    assert report.plans == 3 and report.plans_started_at_arms == 2  # plans 1 and 3
 
 
 def test_the_report_keeps_the_best_progress_the_task_reached(ros_context):

@@ -89,6 +89,9 @@ class TaskReport:
     refused_plans: int = 0
     """Plans refused by the planner (e.g. decoded far outside a joint limit) or by the
     executor's safety gate (e.g. too far from the arms' state); each was re-planned."""
+    plans_started_at_arms: int = 0
+    """Plans whose first target lay out of one step's reach, so that they started at the
+    measured arms (the planner's `start_anchored` stat)."""
     planning_times: list[float] = field(default_factory=list)
     predicted_values: list[float] = field(default_factory=list)
     best_progress: float = 0.0
@@ -243,6 +246,8 @@ class TaskRunner(Node):
                 report.stop_reason = error
                 return report
             report.plans += 1
+            stats = dict(zip(plan.stat_names, plan.stat_values, strict=True))
+            report.plans_started_at_arms += int(stats.get("start_anchored", 0))
             report.planning_times.append(plan.planning_time)
             report.predicted_values.append(plan.predicted_value)
             poor_in_a_row = (
