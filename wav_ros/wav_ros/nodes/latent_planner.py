@@ -495,7 +495,6 @@ class LatentPlannerNode(ModelNode):
             observation,
             waypoints,
             times,
-            self.execute_steps + start_anchored,
             final,
             stats,
             experts.last_values,
@@ -566,22 +565,13 @@ class LatentPlannerNode(ModelNode):
 
     # ------------------------------------------------------------------ results
     def _fill_response(
-        self,
-        request,
-        response,
-        header,
-        observation,
-        waypoints,
-        times,
-        execute_steps,
-        final,
-        stats,
-        candidates,
+        self, request, response, header, observation, waypoints, times, final, stats, candidates
     ) -> None:
         response.trajectory = conversions.actions_to_trajectory(
             waypoints, JOINT_NAMES, header=header, dt=1.0 / CONTROL_HZ, times_from_start=times
         )
-        response.execute_steps = execute_steps
+        # A plan started at the measured arms has one point more to execute.
+        response.execute_steps = self.execute_steps + int(stats["start_anchored"])
         response.predicted_value = float(final.values[0])
         response.observation_stamp = observation.header.stamp
         response.best_rollout = final.rollout
