@@ -246,7 +246,7 @@ class TaskRunner(Node):
                 report.stop_reason = error
                 return report
             report.plans += 1
-            stats = dict(zip(plan.stat_names, plan.stat_values, strict=True))
+            stats = dict(zip(plan.stat_names, plan.stat_values, strict=False))
             report.plans_started_at_arms += int(stats.get("start_anchored", 0))
             report.planning_times.append(plan.planning_time)
             report.predicted_values.append(plan.predicted_value)
