@@ -54,6 +54,12 @@ def test_the_summary_counts_successes_with_their_interval_and_groups_stop_reason
     assert summary["mean_best_progress"] == pytest.approx(2.5 / 3)  # of those that recorded it
     row = to_markdown({"identity": {"task": "transfer_cube"}, **summary}).splitlines()[-1]
     assert row.startswith("| transfer_cube | 40% (2/5) |") and "| 0.83 | 5 | 0.15 s |" in row
+    two_tasks = to_markdown(
+        {"identity": {"task": "transfer_cube"}, **summary},
+        {"identity": {"task": "insertion"}, **summary},
+    ).splitlines()
+    assert len(two_tasks) == 4 and two_tasks[0].startswith("| task |")  # one header
+    assert two_tasks[2].startswith("| transfer_cube |") and two_tasks[3].startswith("| insertion")
     unrecorded = summarize([episode(False, 400, "step budget of 400 spent")])
     assert unrecorded["mean_best_progress"] is None
     assert summary["stop_reasons"] == {

@@ -874,6 +874,18 @@ def test_report_names_the_rows_below_the_episode_target():
     assert "*From rest*" not in render_markdown(report)  # a report without that row
     report["rest_settle_steps"] = 50
     assert "settled for 50 control steps" in render_markdown(report)
+    assert "## Through the node graph" not in render_markdown(report)
+    graph = {
+        "seed": 1000, "episodes": 20, "successes": 18, "success_rate": 0.9,
+        "ci95": [0.7, 0.97], "refused_plans": 0, "planning_time_p50_median": 0.5,
+        "mean_best_progress": 0.9, "stop_reasons": {"task succeeded": 18},
+    }  # fmt: skip
+    report["graphs"] = [
+        {**graph, "identity": {"task": task}} for task in ("transfer_cube", "insertion")
+    ]
+    text = render_markdown(report)
+    assert "--task <task> --episodes 20 --seed 1000" in text
+    assert "| transfer_cube | 90% (18/20) |" in text and "| insertion | 90% (18/20) |" in text
 
 
 def test_report_pairs_planning_against_no_planning_seed_by_seed():

@@ -204,23 +204,26 @@ def evaluate_graph(config: GraphEvalConfig) -> dict[str, Any]:
     return results
 
 
-def to_markdown(results: dict[str, Any]) -> str:
-    low, high = results["ci95"]
-    latency = results["planning_time_p50_median"]
-    progress = results.get("mean_best_progress")
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(results["stop_reasons"].items()))
-    return "\n".join(
-        [
-            "| task | success | 95 % CI | episodes | mean best progress | refused plans | "
-            "planning p50 | stops |",
-            "|---|---:|---|---:|---:|---:|---:|---|",
-            f"| {results['identity']['task']} | {results['success_rate']:.0%} "
-            f"({results['successes']}/{results['episodes']}) | [{low:.0%}, {high:.0%}] | "
-            f"{results['episodes']} | {'–' if progress is None else f'{progress:.2f}'} | "
-            f"{results['refused_plans']} | {'–' if latency is None else f'{latency:.2f} s'} | "
-            f"{reasons} |",
-        ]
-    )
+def to_markdown(*results: dict[str, Any]) -> str:
+    """A table with one row per evaluation's summary (e.g. one per task)."""
+    lines = [
+        "| task | success | 95 % CI | episodes | mean best progress | refused plans | "
+        "planning p50 | stops |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for summary in results:
+        low, high = summary["ci95"]
+        latency = summary["planning_time_p50_median"]
+        progress = summary.get("mean_best_progress")
+        reasons = ", ".join(f"{why}: {n}" for why, n in sorted(summary["stop_reasons"].items()))
+        lines.append(
+            f"| {summary['identity']['task']} | {summary['success_rate']:.0%} "
+            f"({summary['successes']}/{summary['episodes']}) | [{low:.0%}, {high:.0%}] | "
+            f"{summary['episodes']} | {'–' if progress is None else f'{progress:.2f}'} | "
+            f"{summary['refused_plans']} | {'–' if latency is None else f'{latency:.2f} s'} | "
+            f"{reasons} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,6 +52,8 @@ COMMAND = "python -m wav_ros.training.report --episodes 50 --workers 2"
 
 
 POLICY_KEYS = ("wav", "wav_k0", "wav_rest", "direct", "expert")
+#: Tasks run through the whole node graph too (the two the models were trained on).
+GRAPH_TASKS = ("transfer_cube", "insertion")
 #: Control periods (1 s) the scene settles under gravity before each "from rest" episode.
 REST_SETTLE_STEPS = 50
 
@@ -158,7 +160,7 @@ def _best_progress(summary: dict[str, Any]) -> str:
 
 def graph_command(episodes: int, seed: int) -> str:
     return (
-        f"python -m wav_ros.evaluation.graph --task transfer_cube --episodes {episodes} "
+        f"python -m wav_ros.evaluation.graph --task <task> --episodes {episodes} "
         f"--seed {seed} --out <dir>"
     )
 
@@ -250,8 +252,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {task} | {both} | {row['only_a']} | {row['only_b']} | {row['p_value']:.2g} |"
             )
-    if report.get("graph"):
-        graph = report["graph"]
+    if report.get("graphs"):
+        graphs = report["graphs"]
+        graph = graphs[0]
         last = graph["seed"] + graph["episodes"] - 1
         lines += [
             "",
@@ -267,7 +270,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "the first moving command (sim_bridge's `start_on_motion`), before the scene "
             "settles.",
             "",
-            to_markdown(graph),
+            to_markdown(*graphs),
         ]
     lines += [
         "",
@@ -316,11 +319,11 @@ def planning_paired(
     }
 
 
-def graph_episodes(args: argparse.Namespace) -> dict[str, Any]:
-    """Transfer_cube through the node graph, cached in a folder of its own per checkpoint and
+def graph_episodes(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """`task` through the node graph, cached in a folder of its own per checkpoint and
     parameter files (like the harness's episodes), so a retrained model starts afresh."""
     config = GraphEvalConfig(
-        task="transfer_cube",
+        task=task,
         episodes=args.graph_episodes,
         seed=args.seed,
         out_dir=args.eval_dir,
@@ -328,7 +331,7 @@ def graph_episodes(args: argparse.Namespace) -> dict[str, Any]:
     )
     identity = config.identity()
     folder = f"{identity['checkpoint_digest']}-config-{identity['config_digest']}"
-    out_dir = args.eval_dir / "graph" / "transfer_cube" / folder
+    out_dir = args.eval_dir / "graph" / task / folder
     return evaluate_graph(replace(config, out_dir=out_dir))
 
 
@@ -353,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
         "--graph-episodes",
         type=int,
         default=20,
-        help="transfer_cube episodes through the node graph, shipped configuration (0: none)",
+        help=f"episodes per task ({', '.join(GRAPH_TASKS)}) through the node graph, shipped "
+        "configuration (0: none)",
     )
     parser.add_argument(
         "--only",
@@ -420,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         "planner": asdict(EVAL_PLANNER),
         "success": success,
         "planning_paired": planning_paired(outcomes, args.tasks),
-        "graph": graph_episodes(args) if args.graph_episodes else None,
+        "graphs": [graph_episodes(args, task) for task in GRAPH_TASKS if args.graph_episodes],
         "latency": planning_latency(args.checkpoint, args.direct, args.latency_repeats),
         "training": training_cost(
             {
