@@ -188,8 +188,10 @@ class ExecutionSession:
             # the controller drives the arm) or near the measured arm (where a planner sees
             # it), and the arm must be within the tracking tolerance of the setpoint. The blend
             # below joins the setpoint onto the plan within the velocity limits either way.
-            reference = measured if self._last_command is None else self._last_command
-            verdict = self.gate.check(trajectory, reference, now, measured)
+            if self._last_command is None:  # nothing commanded yet: the arms are the reference
+                verdict = self.gate.check(trajectory, measured, now)
+            else:
+                verdict = self.gate.check(trajectory, self._last_command, now, measured)
             if not verdict.accepted:
                 return SubmitResult(verdict)
             tracking = self._tracking_error(measured)
