@@ -901,9 +901,68 @@ def test_report_pairs_planning_against_no_planning_seed_by_seed():
     report = {
         "command": "cmd", "eval_dir": "e", "episodes_per_task": 50, "seed": 0, "machine": "cpu",
         "tasks": ["insertion"], "success": {}, "latency": {}, "training": {}, "notes": [],
-        "planning_paired": {"insertion": paired},
+        "planning_paired": {"insertion": paired}, "planning_tasks": ["insertion"],
+        "planning_episodes": 400,
     }  # fmt: skip
-    assert "| insertion | 1 | 2 | 1 | 1 |" in render_markdown(report)
+    low, high = paired["difference_ci95"]
+    assert low < 0.25 < high  # 3 of 4 against 2 of 4
+    text = render_markdown(report)
+    row = f"| insertion | 4 | 75.0 % [30.1, 95.4] | 50.0 % [15.0, 85.0] | +25.0 [{100 * low:+.1f}"
+    assert row in text and "| 2 | 1 | 1 |" in text
+    assert "insertion ran 400 seeds from 0" in text
+
+
+def test_report_pairs_planning_over_more_seeds_on_the_long_horizon_task(tmp_path):
+    """The whole report from cached episodes: the table holds --episodes seeds per task, the
+    planning comparison --planning-episodes on insertion (and the table's on other tasks)."""
+    from wav_ros.evaluation import EpisodeResult
+    from wav_ros.evaluation.harness import task_episode_dir
+    from wav_ros.training import report
+
+    wav = tmp_path / "wav"
+    WAVPolicy(micro_config()).save_pretrained(wav)
+    eval_dir = tmp_path / "eval"
+    insertion = {
+        "wav": [True, True, True, False],
+        "wav_k0": [True, False, False, False],
+    }
+    for key, row in report.policy_factories(wav, wav).items():
+        out_dir = eval_dir / key / row.policy_id
+        out_dir.mkdir(parents=True)
+        (out_dir / "policy.json").write_text(json.dumps({"policy_id": row.policy_id}))
+        for task, outcomes in (
+            ("transfer_cube", [True, False]),
+            ("insertion", insertion.get(key, [False, False])),
+        ):
+            task_episode_dir(out_dir, task).mkdir(parents=True)
+            for seed, success in enumerate(outcomes):
+                episode = EpisodeResult(task, seed, row.policy_id, success, 9, float(success), 0.1)
+                path = task_episode_dir(out_dir, task) / f"{seed:06d}.json"
+                path.write_text(json.dumps(episode.__dict__))
+    out = tmp_path / "report"
+    report.main(
+        [
+            "--checkpoint", str(wav), "--direct", str(wav), "--tasks", "transfer_cube",
+            "insertion", "--episodes", "2", "--planning-episodes", "4", "--seed", "0",
+            "--graph-episodes", "0", "--latency-repeats", "1", "--eval-dir", str(eval_dir),
+            "--report", str(out), "--cached-only", *report.POLICY_KEYS,
+        ]
+    )  # fmt: skip
+    written = json.loads(out.with_suffix(".json").read_text())
+    table = written["success"]["WAV (latent planning)"]
+    assert table["insertion"]["episodes"] == 2 and table["insertion"]["successes"] == 2
+    paired = written["planning_paired"]
+    assert (paired["insertion"]["seeds"], paired["insertion"]["only_a"]) == (4, 2)
+    assert (paired["transfer_cube"]["seeds"], paired["transfer_cube"]["only_a"]) == (2, 0)
+    text = out.with_suffix(".md").read_text()
+    assert "| insertion | 4 | 75.0 %" in text
+    # Latency: every policy measured in turns, with the load beside it and the ratio to direct.
+    assert (
+        set(written["latency"]["policies"])
+        == {"WAV K=2 M=8 N=4", "WAV K=0 (no planning)", "direct baseline"}
+        and len(written["latency"]["load_average_1min"]) == 2
+    )
+    assert "| direct baseline |" in text and " | 1.0 |" in text
 
 
 def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):

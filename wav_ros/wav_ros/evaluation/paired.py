@@ -9,7 +9,9 @@ counts sees a difference that two overlapping Wilson intervals hide (they ignore
         --b outputs/eval_k0 outputs/eval_report/wav_k0/<id>
 
 Each of --a and --b takes one or more harness out_dirs (several seed ranges pool); only seeds
-evaluated under both are compared.
+evaluated under both are compared. The difference of the two success rates comes with its own
+95 % interval (Newcombe's method 10 for paired data), which does use the pairing: A beats B
+beyond the noise of these seeds when that interval lies above zero.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class PairedComparison:
     only_b: int
     p_value: float
     """Exact two-sided McNemar test of only_a against only_b."""
+    difference: float
+    """A's success rate minus B's."""
+    difference_ci95: tuple[float, float]
+    """95 % interval of `difference` for paired outcomes (Newcombe 1998, method 10)."""
 
     def summary(self) -> str:
         def rate(successes: int) -> str:
@@ -43,8 +49,10 @@ class PairedComparison:
             share = 100 * successes / self.seeds
             return f"{successes}/{self.seeds} ({share:.1f} % [{100 * low:.1f}, {100 * high:.1f}])"
 
+        low, high = self.difference_ci95
         return (
             f"{self.task}: A {rate(self.successes_a)}, B {rate(self.successes_b)}; "
+            f"A - B {100 * self.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]; "
             f"only A {self.only_a}, only B {self.only_b}, exact McNemar p = {self.p_value:.4g}"
         )
 
@@ -76,6 +84,41 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def paired_difference_interval(
+    both: int, only_a: int, only_b: int, neither: int, z: float = 1.959964
+) -> tuple[float, float]:
+    """Interval of p_A - p_B from a paired 2x2 table (Newcombe 1998, method 10).
+
+    Each margin's Wilson interval gives the distances below and above its rate; they are added
+    in quadrature, less twice the product weighted by the correlation of the pairs (with
+    Newcombe's continuity correction), so that positively correlated outcomes, such as two
+    policies on the same layouts, narrow the interval as they should.
+    """
+    counts = (both, only_a, only_b, neither)
+    if min(counts) < 0 or sum(counts) == 0:
+        raise ValueError(f"need counts >= 0 and at least one pair, got {counts}")
+    n = sum(counts)
+    p_a, p_b = (both + only_a) / n, (both + only_b) / n
+    low_a, high_a = wilson_interval(both + only_a, n, z)
+    low_b, high_b = wilson_interval(both + only_b, n, z)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    association = both * neither - only_a * only_b
+    if association > n / 2:
+        association -= n / 2
+    elif association > 0:
+        association = 0
+    phi = association / math.sqrt(margins) if margins else 0.0
+
+    def spread(below: float, above: float) -> float:
+        return math.sqrt(max(0.0, below**2 - 2 * phi * below * above + above**2))
+
+    difference = p_a - p_b
+    return (
+        max(-1.0, difference - spread(p_a - low_a, high_b - p_b)),
+        min(1.0, difference + spread(p_b - low_b, high_a - p_a)),
+    )
+
+
 def compare(a_dirs: list[Path], b_dirs: list[Path], task: str) -> PairedComparison:
     """Policy A's harness out_dirs against policy B's on one task."""
     return compare_outcomes(load_outcomes(a_dirs, task), load_outcomes(b_dirs, task), task)
@@ -86,16 +129,20 @@ def compare_outcomes(a: dict[int, bool], b: dict[int, bool], task: str) -> Paire
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"no {task} seed was evaluated under both A and B")
+    both = sum(a[s] and b[s] for s in seeds)
     only_a = sum(a[s] and not b[s] for s in seeds)
     only_b = sum(b[s] and not a[s] for s in seeds)
+    neither = len(seeds) - both - only_a - only_b
     return PairedComparison(
         task=task,
         seeds=len(seeds),
-        successes_a=sum(a[s] for s in seeds),
-        successes_b=sum(b[s] for s in seeds),
+        successes_a=both + only_a,
+        successes_b=both + only_b,
         only_a=only_a,
         only_b=only_b,
         p_value=mcnemar_exact(only_a, only_b),
+        difference=(only_a - only_b) / len(seeds),
+        difference_ci95=paired_difference_interval(both, only_a, only_b, neither),
     )
 
 
