@@ -365,8 +365,8 @@ def planning_paired(
 
 
 def graph_episodes(args: argparse.Namespace, task: str) -> dict[str, Any]:
-    """`task` through the node graph, cached in a folder of its own per checkpoint and
-    parameter files (like the harness's episodes), so a retrained model starts afresh."""
+    """`task` through the node graph, cached in a folder of its own per checkpoint, parameter
+    files and the graph's code, so a retrained model or changed node starts afresh."""
     config = GraphEvalConfig(
         task=task,
         episodes=args.graph_episodes,
@@ -375,7 +375,13 @@ def graph_episodes(args: argparse.Namespace, task: str) -> dict[str, Any]:
         checkpoint=str(args.checkpoint),
     )
     identity = config.identity()
-    folder = f"{identity['checkpoint_digest']}-config-{identity['config_digest']}"
+    folder = "-".join(
+        (
+            identity["checkpoint_digest"],
+            f"config-{identity['config_digest']}",
+            f"code-{identity['code_digest']}",
+        )
+    )
     out_dir = args.eval_dir / "graph" / task / folder
     return evaluate_graph(replace(config, out_dir=out_dir))
 
