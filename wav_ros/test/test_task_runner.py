@@ -311,4 +311,5 @@ def test_a_camera_that_stops_mid_run_ends_it_with_the_planner_reason(ros_context
     report = graph.run(TaskRunnerConfig(instruction="x", max_steps=24, observation_wait=0.2))
     assert report.steps == 8 and report.plans == 1 and report.refused_plans == 4
     assert report.stop_reason == "plan refused: no observation since observation_not_before yet"
+    assert report.refusals == [report.stop_reason] * 4  # each refusal says why
     assert time.monotonic() - started >= 4 * 0.2  # each re-plan waited for a frame first

@@ -89,6 +89,8 @@ class TaskReport:
     refused_plans: int = 0
     """Plans refused by the planner (e.g. decoded far outside a joint limit) or by the
     executor's safety gate (e.g. too far from the arms' state); each was re-planned."""
+    refusals: list[str] = field(default_factory=list)
+    """Why each of those plans was refused, in order (the planner's or the gate's message)."""
     plans_started_at_arms: int = 0
     """Plans whose first target lay out of one step's reach, so that they started at the
     measured arms (the planner's `start_anchored` stat)."""
@@ -199,10 +201,11 @@ class TaskRunner(Node):
             return report
         poor_in_a_row = refused_in_a_row = 0
 
-        def count_refusal() -> bool:
-            """Count a refused plan; True while refusals in a row are within the budget."""
+        def count_refusal(error: str) -> bool:
+            """Record a refused plan; True while refusals in a row are within the budget."""
             nonlocal refused_in_a_row
             report.refused_plans += 1
+            report.refusals.append(error)
             refused_in_a_row += 1
             return refused_in_a_row <= config.max_refusals_in_a_row
 
@@ -240,7 +243,7 @@ class TaskRunner(Node):
                 continue
             if not plan.success:
                 error = f"plan refused: {plan.message}"
-                if count_refusal() and report.plans:
+                if count_refusal(error) and report.plans:
                     self.get_logger().warning(f"{error}; re-planning")
                     continue
                 report.stop_reason = error
@@ -268,7 +271,7 @@ class TaskRunner(Node):
             error = self._execute(chunk, config)
             if error and report.steps == 0 and self._warming_up(error, started, config):
                 continue  # the executor has not seen our heartbeat or a joint state yet
-            if error.startswith(REFUSED_PREFIX) and count_refusal():
+            if error.startswith(REFUSED_PREFIX) and count_refusal(error):
                 self.get_logger().warning(f"{error}; re-planning")
                 continue
             if error:
