@@ -32,23 +32,6 @@ from wav_ros.evaluation.harness import wilson_interval
 
 #: Seconds one episode may take, start-up included, before it counts as a failure.
 EPISODE_TIMEOUT_S = 600.0
-#: Subpackages no graph process imports (training and offline evaluation); a change there
-#: leaves the graph's episodes as they were. This module, which runs them, is not exempt.
-OFFLINE_SUBPACKAGES = ("training", "evaluation")
-RUNNER = "evaluation/graph.py"
-
-
-def runtime_code_digest(package_dir: Path | None = None) -> str:
-    """A short SHA-256 of the package's Python sources that the node graph runs, so that
-    episodes cached under one version of the code are not counted for another."""
-    package_dir = package_dir or Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py")):
-        relative = path.relative_to(package_dir)
-        if relative.parts[0] in OFFLINE_SUBPACKAGES and relative.as_posix() != RUNNER:
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -74,7 +57,7 @@ class GraphEvalConfig:
         the checkpoint's weights, the graph's code, planner mode and step budget."""
         from wav_ros import SHIPPED_CHECKPOINT
         from wav_ros.nodes.graph import default_config_dir
-        from wav_ros.training.policies import checkpoint_digest
+        from wav_ros.training.policies import GRAPH_CODE, checkpoint_digest, code_digest
 
         config_dir = self.config_dir or default_config_dir()
         digest = hashlib.sha256()
@@ -84,7 +67,7 @@ class GraphEvalConfig:
             "task": self.task,
             "config_digest": digest.hexdigest()[:16],
             "checkpoint_digest": checkpoint_digest(self.checkpoint or SHIPPED_CHECKPOINT),
-            "code_digest": runtime_code_digest(),
+            "code_digest": code_digest(GRAPH_CODE),
             "planner_mode": self.planner_mode,
             "max_steps": self.max_steps,
         }

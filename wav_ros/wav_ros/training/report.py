@@ -36,9 +36,11 @@ from wav_ros.training.policies import (
     CHUNK_EXECUTION,
     EVAL_PLANNER,
     EVAL_THREADS,
+    HARNESS_CODE,
     NO_PLANNING,
     ChunkedEvalPolicy,
     checkpoint_digest,
+    code_digest,
     load_policy,
     make_eval_policy,
     planner_digest,
@@ -78,14 +80,16 @@ def policy_factories(
     """Key -> its row, for the policies in `keys` only (a direct-only run needs no WAV
     checkpoint).
 
-    The id (checkpoint and planner digests, how chunks are executed and how episodes start)
-    names the folder of the policy's cached episodes, so a retrained checkpoint or a changed
-    planner is evaluated afresh and the old episodes stay where they were.
+    The id (checkpoint and planner digests, how chunks are executed, the digest of the code
+    the harness runs, and how episodes start) names the folder of the policy's cached
+    episodes, so a retrained checkpoint, a changed planner or changed code is evaluated afresh
+    and the old episodes stay where they were.
     """
     digest = functools.cache(checkpoint_digest)  # WAV's rows read its weights once
+    run_by = f"{CHUNK_EXECUTION}-code-{code_digest(HARNESS_CODE)}"
 
     def planning() -> str:
-        return f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}-{CHUNK_EXECUTION}"
+        return f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}-{run_by}"
 
     entries = {
         "wav": lambda: ReportRow(
@@ -94,7 +98,7 @@ def policy_factories(
         "wav_k0": lambda: ReportRow(
             "WAV without planning (K=0)",
             functools.partial(make_eval_policy, str(wav), False),
-            f"wav-{digest(wav)}-planner-{planner_digest(NO_PLANNING)}-{CHUNK_EXECUTION}",
+            f"wav-{digest(wav)}-planner-{planner_digest(NO_PLANNING)}-{run_by}",
         ),
         "wav_rest": lambda: ReportRow(
             "WAV (latent planning), from rest",
@@ -105,12 +109,12 @@ def policy_factories(
         "direct": lambda: ReportRow(
             "direct action baseline",
             functools.partial(make_eval_policy, str(direct), False),
-            f"direct-{digest(direct)}-{CHUNK_EXECUTION}",
+            f"direct-{digest(direct)}-{run_by}",
         ),
         "expert": lambda: ReportRow(
             "scripted expert",
             functools.partial(ScriptedExpertPolicy, seed=0),
-            "scripted-expert-seed0",
+            f"scripted-expert-seed0-code-{code_digest(HARNESS_CODE)}",
         ),
     }
     return {key: entries[key]() for key in keys}
