@@ -193,8 +193,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Regenerate: `{report['command']}` (from the repository root, after `source "
         "scripts/activate.sh`; episodes are cached "
-        f"under `{report['eval_dir']}`, one folder per policy, checkpoint and planner digest, "
-        "and resumed).",
+        f"under `{report['eval_dir']}`, one folder per policy and digest of its checkpoint, "
+        "planner settings and the code that ran it, and resumed).",
         "",
         f"Closed-loop success on the ALOHA simulation, {episodes} seeded episodes per task "
         f"(seeds {report['seed']}..{report['seed'] + episodes - 1}), 95 % Wilson intervals. "
