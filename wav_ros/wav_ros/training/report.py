@@ -86,7 +86,8 @@ def policy_factories(
     and the old episodes stay where they were.
     """
     digest = functools.cache(checkpoint_digest)  # WAV's rows read its weights once
-    run_by = f"{CHUNK_EXECUTION}-code-{code_digest(HARNESS_CODE)}"
+    code = code_digest(HARNESS_CODE)
+    run_by = f"{CHUNK_EXECUTION}-code-{code}"
 
     def planning() -> str:
         return f"wav-{digest(wav)}-planner-{planner_digest(EVAL_PLANNER)}-{run_by}"
@@ -114,7 +115,7 @@ def policy_factories(
         "expert": lambda: ReportRow(
             "scripted expert",
             functools.partial(ScriptedExpertPolicy, seed=0),
-            f"scripted-expert-seed0-code-{code_digest(HARNESS_CODE)}",
+            f"scripted-expert-seed0-code-{code}",
         ),
     }
     return {key: entries[key]() for key in keys}
