@@ -113,6 +113,9 @@ def test_cli_prints_the_comparison(tmp_path: Path, capsys) -> None:
     main(["--task", "insertion", "--a", str(a), "--b", str(b), "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert (printed["only_a"], printed["only_b"], printed["seeds"]) == (1, 0, 2)
+    main(["--task", "insertion", "--a", str(a), "--b", str(b), "--json", "--seeds", "1", "1"])
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["only_a"], printed["only_b"], printed["seeds"]) == (0, 0, 1)
     with pytest.raises(SystemExit, match="no insertion seed"):
         main(
             [

@@ -119,9 +119,14 @@ def paired_difference_interval(
     )
 
 
-def compare(a_dirs: list[Path], b_dirs: list[Path], task: str) -> PairedComparison:
-    """Policy A's harness out_dirs against policy B's on one task."""
-    return compare_outcomes(load_outcomes(a_dirs, task), load_outcomes(b_dirs, task), task)
+def compare(
+    a_dirs: list[Path], b_dirs: list[Path], task: str, seeds: range | None = None
+) -> PairedComparison:
+    """Policy A's harness out_dirs against policy B's on one task (on `seeds` only, if given)."""
+    a, b = load_outcomes(a_dirs, task), load_outcomes(b_dirs, task)
+    if seeds is not None:
+        a = {seed: success for seed, success in a.items() if seed in seeds}
+    return compare_outcomes(a, b, task)
 
 
 def compare_outcomes(a: dict[int, bool], b: dict[int, bool], task: str) -> PairedComparison:
@@ -153,10 +158,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--a", type=Path, nargs="+", required=True, help="policy A's out_dirs")
     parser.add_argument("--b", type=Path, nargs="+", required=True, help="policy B's out_dirs")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs=2,
+        metavar=("FIRST", "LAST"),
+        help="compare only these seeds (inclusive), e.g. those run after a decision",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    seeds = range(args.seeds[0], args.seeds[1] + 1) if args.seeds else None
     try:
-        result = compare(args.a, args.b, args.task)
+        result = compare(args.a, args.b, args.task, seeds)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
     print(json.dumps(asdict(result)) if args.json else result.summary())
