@@ -88,7 +88,7 @@ def test_a_folder_holds_the_episodes_of_one_configuration(tmp_path):
 
 
 def test_the_graphs_episodes_are_keyed_by_the_code_the_graph_runs(tmp_path):
-    from wav_ros.training.policies import GRAPH_CODE, code_digest
+    from wav_ros.evaluation.provenance import GRAPH_CODE, code_digest
 
     identity = GraphEvalConfig("insertion", 1, 0, tmp_path).identity()
     assert identity["code_digest"] == code_digest(GRAPH_CODE)

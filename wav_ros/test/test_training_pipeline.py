@@ -965,38 +965,9 @@ def test_report_pairs_planning_over_more_seeds_on_the_long_horizon_task(tmp_path
     assert "| direct baseline |" in text and " | 1.0 |" in text
 
 
-def test_code_digests_follow_the_code_each_evaluation_runs(tmp_path):
-    from wav_ros.training.policies import GRAPH_CODE, HARNESS_CODE, code_digest
-
-    package = tmp_path / "wav_ros"
-    files = (
-        "model/expert.py", "nodes/latent_planner.py", "training/report.py",
-        "training/policies.py", "evaluation/graph.py", "evaluation/harness.py",
-    )  # fmt: skip
-    for name in files:
-        (package / name).parent.mkdir(parents=True, exist_ok=True)
-        (package / name).write_text("x = 1\n")
-
-    def digests() -> tuple[str, str]:
-        return code_digest(HARNESS_CODE, package), code_digest(GRAPH_CODE, package)
-
-    def edit(name: str) -> tuple[bool, bool]:
-        """Which of the two digests an edit of `name` changes."""
-        before = digests()
-        (package / name).write_text((package / name).read_text() + "x += 1\n")
-        return tuple(old != new for old, new in zip(before, digests(), strict=True))
-
-    assert edit("training/report.py") == (False, False)  # the report runs no episode
-    assert edit("model/expert.py") == (True, True)
-    assert edit("nodes/latent_planner.py") == (False, True)
-    assert edit("training/policies.py") == (True, False)  # the harness's policy adapter
-    assert edit("evaluation/harness.py") == (True, False)
-    assert edit("evaluation/graph.py") == (False, True)
-
-
 def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):
+    from wav_ros.evaluation.provenance import HARNESS_CODE, code_digest, planner_digest
     from wav_ros.training import report
-    from wav_ros.training.policies import HARNESS_CODE, code_digest, planner_digest
 
     wav = tmp_path / "wav"
     WAVPolicy(micro_config()).save_pretrained(wav)

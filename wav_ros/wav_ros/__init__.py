@@ -8,5 +8,7 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
+#: The installed package's folder (its sources, checkpoints and config files).
+PACKAGE_DIR = Path(__file__).resolve().parent
 #: The tiny checkpoint shipped inside the package: what the embedded default loads.
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "wav_tiny"
+SHIPPED_CHECKPOINT = PACKAGE_DIR / "checkpoints" / "wav_tiny"

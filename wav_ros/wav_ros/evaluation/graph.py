@@ -56,8 +56,8 @@ class GraphEvalConfig:
         """The settings whose episodes may share a folder: task, parameter files' contents,
         the checkpoint's weights, the graph's code, planner mode and step budget."""
         from wav_ros import SHIPPED_CHECKPOINT
+        from wav_ros.evaluation.provenance import GRAPH_CODE, checkpoint_digest, code_digest
         from wav_ros.nodes.graph import default_config_dir
-        from wav_ros.training.policies import GRAPH_CODE, checkpoint_digest, code_digest
 
         config_dir = self.config_dir or default_config_dir()
         digest = hashlib.sha256()

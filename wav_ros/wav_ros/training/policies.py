@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,28 +40,6 @@ NO_PLANNING = PlannerConfig(iterations=0)
 CHUNK_EXECUTION = "velocity-timed-from-arms"
 
 
-class CodeScope(NamedTuple):
-    """Which of the package's Python sources an evaluation runs: all but the subpackages in
-    `skipped`, except the files of theirs in `runners` (paths relative to the package)."""
-
-    skipped: tuple[str, ...]
-    runners: tuple[str, ...]
-
-
-#: The sources the harness's episodes run: not the training tools, the offline evaluation
-#: tools or the ROS nodes, but the harness itself and the policy adapters in this module.
-HARNESS_CODE = CodeScope(
-    skipped=("training", "evaluation", "nodes"),
-    runners=(
-        "training/policies.py",
-        "evaluation/harness.py",
-        "evaluation/policies.py",
-        "evaluation/libero.py",
-    ),
-)
-#: The sources the node graph's episodes run: every module but the offline tools, and the
-#: module that starts the graph per episode and reads its report.
-GRAPH_CODE = CodeScope(skipped=("training", "evaluation"), runners=("evaluation/graph.py",))
 #: torch intra-op threads per evaluation worker (parallel workers share the cores).
 EVAL_THREADS = 1
 #: The robot's limits (float64 like the env's own: a float32 copy of 3.14158 lies above it);
@@ -92,33 +69,6 @@ def checkpoint_tool_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, action="append", required=True)
     parser.add_argument("--seed", type=int, default=0)
     return parser
-
-
-def checkpoint_digest(directory: str | Path) -> str:
-    """A short SHA-256 of a save_pretrained folder's config and weights: which model this is."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        digest.update((Path(directory) / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def code_digest(scope: CodeScope, package_dir: Path | None = None) -> str:
-    """A short SHA-256 of the package's sources in `scope`: with checkpoint_digest, which
-    code produced a cached episode, so that one run under other code is not counted."""
-    package_dir = package_dir or Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py")):
-        relative = path.relative_to(package_dir)
-        if relative.parts[0] in scope.skipped and relative.as_posix() not in scope.runners:
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def planner_digest(config: PlannerConfig) -> str:
-    """A short SHA-256 of planner settings: with checkpoint_digest, which WAV policy ran."""
-    settings = json.dumps(dataclasses.asdict(config), sort_keys=True)
-    return hashlib.sha256(settings.encode()).hexdigest()[:8]
 
 
 class ChunkedEvalPolicy:

@@ -25,28 +25,28 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-import wav_ros
-from wav_ros import SHIPPED_CHECKPOINT
+from wav_ros import PACKAGE_DIR, SHIPPED_CHECKPOINT
 from wav_ros.evaluation import EvalResults, ScriptedExpertPolicy, evaluate
 from wav_ros.evaluation.graph import GraphEvalConfig, evaluate_graph, to_markdown
 from wav_ros.evaluation.harness import wilson_interval
 from wav_ros.evaluation.paired import compare_outcomes
+from wav_ros.evaluation.provenance import (
+    HARNESS_CODE,
+    checkpoint_digest,
+    code_digest,
+    planner_digest,
+)
 from wav_ros.sim import TASKS, make_env
 from wav_ros.training.policies import (
     CHUNK_EXECUTION,
     EVAL_PLANNER,
     EVAL_THREADS,
-    HARNESS_CODE,
     NO_PLANNING,
     ChunkedEvalPolicy,
-    checkpoint_digest,
-    code_digest,
     load_policy,
     make_eval_policy,
-    planner_digest,
 )
 
-PACKAGE_DIR = Path(wav_ros.__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
 DIRECT = REPO_DIR / "reports" / "baselines" / "direct_tiny"
 TRAINING = REPO_DIR / "reports" / "training"
