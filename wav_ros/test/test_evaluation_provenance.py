@@ -1,8 +1,14 @@
 """The digests that tie a cached episode to the checkpoint, planner and code that ran it."""
 
+import ast
+
+import pytest
+
+from wav_ros import PACKAGE_DIR
 from wav_ros.evaluation.provenance import (
     GRAPH_CODE,
     HARNESS_CODE,
+    CodeScope,
     checkpoint_digest,
     code_digest,
 )
@@ -13,7 +19,7 @@ def test_code_digests_follow_the_code_each_evaluation_runs(tmp_path):
     files = (
         "model/expert.py", "nodes/latent_planner.py", "training/report.py",
         "training/policies.py", "evaluation/graph.py", "evaluation/harness.py",
-        "evaluation/provenance.py",
+        "evaluation/provenance.py", "data/record.py",
     )  # fmt: skip
     for name in files:
         (package / name).parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +42,42 @@ def test_code_digests_follow_the_code_each_evaluation_runs(tmp_path):
     assert edit("evaluation/graph.py") == (False, True)
     # The digest machinery runs no episode: moving or mending it keeps every cached one.
     assert edit("evaluation/provenance.py") == (False, False)
+    assert edit("data/record.py") == (False, False)  # recording runs in no evaluation
+
+
+def scoped_sources(scope: CodeScope) -> list[str]:
+    """The package's sources that `scope` hashes, relative to the package."""
+    relative = (p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py"))
+    return sorted(r for r in relative if r.split("/")[0] not in scope.skipped or r in scope.runners)
+
+
+def imported_sources(source: str) -> set[str]:
+    """The package's files a source imports, at its top or inside a function (relative to the
+    package: a module's file, or a subpackage's __init__.py)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)  # an imported name may be a submodule or an attribute
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    files = set()
+    for name in (n for n in names if n.startswith("wav_ros.")):
+        path = PACKAGE_DIR.joinpath(*name.split(".")[1:])
+        for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+            if candidate.is_file():
+                files.add(candidate.relative_to(PACKAGE_DIR).as_posix())
+    return files
+
+
+@pytest.mark.parametrize("scope", [HARNESS_CODE, GRAPH_CODE], ids=["harness", "graph"])
+def test_skipped_recorder_and_training_code_is_not_what_episodes_call(scope):
+    """The scopes leave data/ and training/ out because the code they hash never imports
+    them (but for the runners listed): a change there cannot change an episode."""
+    for relative in scoped_sources(scope):
+        for imported in imported_sources((PACKAGE_DIR / relative).read_text()):
+            if imported.split("/")[0] in ("data", "training"):
+                assert imported in scope.runners, f"{relative} imports {imported}: not hashed"
 
 
 def test_checkpoint_digest_tells_weights_and_settings_apart(tmp_path):

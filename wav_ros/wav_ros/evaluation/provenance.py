@@ -26,10 +26,10 @@ class CodeScope(NamedTuple):
     runners: tuple[str, ...]
 
 
-#: The sources the harness's episodes run: not the training tools, the offline evaluation
-#: tools or the ROS nodes, but the harness itself and the policy adapters.
+#: The sources the harness's episodes run: not the recorder, the training tools, the offline
+#: evaluation tools or the ROS nodes, but the harness itself and the policy adapters.
 HARNESS_CODE = CodeScope(
-    skipped=("training", "evaluation", "nodes"),
+    skipped=("data", "training", "evaluation", "nodes"),
     runners=(
         "training/policies.py",
         "evaluation/harness.py",
@@ -37,9 +37,9 @@ HARNESS_CODE = CodeScope(
         "evaluation/libero.py",
     ),
 )
-#: The sources the node graph's episodes run: every module but the offline tools, and the
-#: module that starts the graph per episode and reads its report.
-GRAPH_CODE = CodeScope(skipped=("training", "evaluation"), runners=("evaluation/graph.py",))
+#: The sources the node graph's episodes run: every module but the offline tools (recorder,
+#: training, evaluation), and the module that starts the graph per episode and reads its report.
+GRAPH_CODE = CodeScope(skipped=("data", "training", "evaluation"), runners=("evaluation/graph.py",))
 
 
 def checkpoint_digest(directory: str | Path) -> str:
