@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -201,3 +206,43 @@ def test_unknown_tasks_and_settings_are_rejected(tmp_path):
         evaluate(HoldStillPolicy, ["cook_dinner"], episodes=1, seed=0, out_dir=tmp_path)
     with pytest.raises(ValueError, match="episodes"):
         evaluate(HoldStillPolicy, ["insertion"], episodes=0, seed=0, out_dir=tmp_path)
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (orphans may never be reaped here)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_sigterm_stops_the_cli_and_its_worker_processes(tmp_path):
+    """`kill` or a scheduler's SIGTERM must not leave workers running their episode shards."""
+    out = tmp_path / "eval"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "wav_ros.evaluation", "--policy", "hold_still", "--tasks",
+         "transfer_cube", "--episodes", "400", "--workers", "2", "--no-videos", "--out", str(out)],
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("episodes/transfer_cube/*.json")):
+            assert cli.poll() is None and time.monotonic() < deadline, "no episode finished"
+            time.sleep(0.2)
+        for task in Path(f"/proc/{cli.pid}/task").iterdir():
+            workers.update(int(pid) for pid in (task / "children").read_text().split())
+        assert len(workers) >= 2
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], "workers outlived the CLI"
+        assert len(list(out.glob("episodes/transfer_cube/*.json"))) < 400  # stopped early
+    finally:
+        cli.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 
 from wav_ros.evaluation.harness import evaluate
+from wav_ros.evaluation.interrupt import exit_on_sigterm
 from wav_ros.evaluation.policies import HoldStillPolicy, Policy, ScriptedExpertPolicy
 
 
@@ -103,4 +104,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wav_ros.evaluation.harness import wilson_interval
+from wav_ros.evaluation.interrupt import exit_on_sigterm
 
 #: Seconds one episode may take, start-up included, before it counts as a failure.
 EPISODE_TIMEOUT_S = 600.0
@@ -258,4 +259,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # a `kill` of this process stops the bringup it runs too
     main()

@@ -29,6 +29,7 @@ from wav_ros import PACKAGE_DIR, SHIPPED_CHECKPOINT
 from wav_ros.evaluation import EvalResults, ScriptedExpertPolicy, evaluate
 from wav_ros.evaluation.graph import GraphEvalConfig, evaluate_graph, to_markdown
 from wav_ros.evaluation.harness import wilson_interval
+from wav_ros.evaluation.interrupt import exit_on_sigterm
 from wav_ros.evaluation.paired import compare_outcomes
 from wav_ros.evaluation.provenance import (
     HARNESS_CODE,
@@ -522,4 +523,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()
