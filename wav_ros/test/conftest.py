@@ -132,3 +132,45 @@ def spawn_peer() -> Iterator[Callable[..., Peer]]:
     yield spawn
     for peer in peers:
         peer.stop()
+
+
+class ProcessTable:
+    """Reads of Linux's /proc, for tests that check no process outlives the one that ran it."""
+
+    @staticmethod
+    def children(pid: int) -> list[int]:
+        """The processes `pid` started (its direct children)."""
+        return [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+
+    @staticmethod
+    def _fields(stat: Path) -> list[str] | None:
+        """/proc/<pid>/stat after the command name (state first), None once it has gone."""
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+
+    def alive(self, pid: int) -> bool:
+        """Running, not a zombie (an orphan may never be reaped in a container)."""
+        fields = self._fields(Path(f"/proc/{pid}/stat"))
+        return fields is not None and fields[0] != "Z"
+
+    def group(self, pgid: int) -> list[int]:
+        """The live processes of a process group."""
+        members = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            fields = self._fields(stat)
+            if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(stat.parent.name))
+        return members
+
+
+@pytest.fixture
+def process_table() -> ProcessTable:
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("reads /proc (Linux)")
+    return ProcessTable()

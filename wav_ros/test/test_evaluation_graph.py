@@ -131,22 +131,9 @@ def test_without_the_overlay_the_graph_refuses_to_start_and_records_no_episode(
     assert not (tmp_path / "episodes").exists()
 
 
-def _process_group(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, read from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
 @pytest.mark.ros
 @pytest.mark.slow
-def test_sigterm_stops_the_graph_evaluation_and_the_graph_it_started(tmp_path: Path):
+def test_sigterm_stops_the_graph_evaluation_and_the_graph_it_started(tmp_path: Path, process_table):
     """A `kill` of the evaluation must not leave a bringup and its nodes running."""
     cli = subprocess.Popen(
         [sys.executable, "-m", "wav_ros.evaluation.graph", "--episodes", "1", "--out",
@@ -158,21 +145,17 @@ def test_sigterm_stops_the_graph_evaluation_and_the_graph_it_started(tmp_path: P
         while not (tmp_path / "episodes" / "001000.log").is_file() or not bringup:
             assert cli.poll() is None and time.monotonic() < deadline, "no bringup started"
             time.sleep(0.2)
-            children = [
-                int(pid)
-                for task in Path(f"/proc/{cli.pid}/task").iterdir()
-                for pid in (task / "children").read_text().split()
-            ]
+            children = process_table.children(cli.pid)
             bringup = children[0] if children else 0
         time.sleep(3)  # let bringup start its nodes, which join its process group
-        assert len(_process_group(bringup)) > 1
+        assert len(process_table.group(bringup)) > 1
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(timeout=30) == 128 + signal.SIGTERM
         deadline = time.monotonic() + 15
-        while _process_group(bringup) and time.monotonic() < deadline:
+        while process_table.group(bringup) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _process_group(bringup), "the graph outlived its evaluation"
+        assert not process_table.group(bringup), "the graph outlived its evaluation"
     finally:
         cli.kill()
-        if bringup and _process_group(bringup):
+        if bringup and process_table.group(bringup):
             os.killpg(bringup, signal.SIGKILL)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -208,17 +207,7 @@ def test_unknown_tasks_and_settings_are_rejected(tmp_path):
         evaluate(HoldStillPolicy, ["insertion"], episodes=0, seed=0, out_dir=tmp_path)
 
 
-def _alive(pid: int) -> bool:
-    """A process that exists and is not a zombie (orphans may never be reaped here)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
-def test_sigterm_stops_the_cli_and_its_worker_processes(tmp_path):
+def test_sigterm_stops_the_cli_and_its_worker_processes(tmp_path, process_table):
     """`kill` or a scheduler's SIGTERM must not leave workers running their episode shards."""
     out = tmp_path / "eval"
     cli = subprocess.Popen(
@@ -231,18 +220,17 @@ def test_sigterm_stops_the_cli_and_its_worker_processes(tmp_path):
         while not list(out.glob("episodes/transfer_cube/*.json")):
             assert cli.poll() is None and time.monotonic() < deadline, "no episode finished"
             time.sleep(0.2)
-        for task in Path(f"/proc/{cli.pid}/task").iterdir():
-            workers.update(int(pid) for pid in (task / "children").read_text().split())
+        workers.update(process_table.children(cli.pid))
         assert len(workers) >= 2
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(timeout=60) == 128 + signal.SIGTERM
         deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(process_table.alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [pid for pid in workers if _alive(pid)], "workers outlived the CLI"
+        assert not [pid for pid in workers if process_table.alive(pid)], "workers outlived the CLI"
         assert len(list(out.glob("episodes/transfer_cube/*.json"))) < 400  # stopped early
     finally:
         cli.kill()
         for pid in workers:
-            if _alive(pid):
+            if process_table.alive(pid):
                 os.kill(pid, signal.SIGKILL)
