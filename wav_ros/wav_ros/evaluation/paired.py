@@ -45,16 +45,29 @@ class PairedComparison:
 
     def summary(self) -> str:
         def rate(successes: int) -> str:
-            low, high = wilson_interval(successes, self.seeds)
-            share = 100 * successes / self.seeds
-            return f"{successes}/{self.seeds} ({share:.1f} % [{100 * low:.1f}, {100 * high:.1f}])"
+            return f"{successes}/{self.seeds} ({rate_with_interval(successes, self.seeds)})"
 
-        low, high = self.difference_ci95
+        difference = difference_with_interval(self.difference, self.difference_ci95, " points")
         return (
             f"{self.task}: A {rate(self.successes_a)}, B {rate(self.successes_b)}; "
-            f"A - B {100 * self.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]; "
+            f"A - B {difference}; "
             f"only A {self.only_a}, only B {self.only_b}, exact McNemar p = {self.p_value:.4g}"
         )
+
+
+def rate_with_interval(successes: int, trials: int) -> str:
+    """'40.0 % [35.3, 44.9]': a success rate in percent with its 95 % Wilson interval."""
+    low, high = wilson_interval(successes, trials)
+    return f"{100 * successes / trials:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def difference_with_interval(
+    difference: float, interval: tuple[float, float], unit: str = ""
+) -> str:
+    """'+10.8 [+6.2, +15.2]': a difference of rates in points (`unit` after it) with its
+    interval."""
+    low, high = interval
+    return f"{100 * difference:+.1f}{unit} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
 def load_outcomes(out_dirs: list[Path], task: str) -> dict[int, bool]:

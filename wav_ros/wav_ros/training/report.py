@@ -28,9 +28,12 @@ import torch
 from wav_ros import PACKAGE_DIR, SHIPPED_CHECKPOINT
 from wav_ros.evaluation import EvalResults, ScriptedExpertPolicy, evaluate
 from wav_ros.evaluation.graph import GraphEvalConfig, evaluate_graph, to_markdown
-from wav_ros.evaluation.harness import wilson_interval
 from wav_ros.evaluation.interrupt import exit_on_sigterm
-from wav_ros.evaluation.paired import compare_outcomes
+from wav_ros.evaluation.paired import (
+    compare_outcomes,
+    difference_with_interval,
+    rate_with_interval,
+)
 from wav_ros.evaluation.provenance import (
     HARNESS_CODE,
     checkpoint_digest,
@@ -277,16 +280,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             "|---|---:|---|---|---|---:|---:|---:|",
         ]
         for task, row in report["planning_paired"].items():
-            rates = []
-            for successes in (row["successes_a"], row["successes_b"]):
-                low, high = wilson_interval(successes, row["seeds"])
-                rates.append(
-                    f"{100 * successes / row['seeds']:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
-                )
-            low, high = row["difference_ci95"]
+            with_planning, without = (
+                rate_with_interval(row[successes], row["seeds"])
+                for successes in ("successes_a", "successes_b")
+            )
+            difference = difference_with_interval(row["difference"], row["difference_ci95"])
             lines.append(
-                f"| {task} | {row['seeds']} | {rates[0]} | {rates[1]} | "
-                f"{100 * row['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
+                f"| {task} | {row['seeds']} | {with_planning} | {without} | {difference} | "
                 f"{row['only_a']} | {row['only_b']} | {row['p_value']:.2g} |"
             )
     if report.get("graphs"):
