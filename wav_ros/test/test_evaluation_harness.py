@@ -207,8 +207,14 @@ def test_unknown_tasks_and_settings_are_rejected(tmp_path):
         evaluate(HoldStillPolicy, ["insertion"], episodes=0, seed=0, out_dir=tmp_path)
 
 
-def test_sigterm_stops_the_cli_and_its_worker_processes(tmp_path, process_table):
-    """`kill` or a scheduler's SIGTERM must not leave workers running their episode shards."""
+@pytest.mark.parametrize(
+    ("stop", "return_code"),
+    [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -signal.SIGKILL)],
+    ids=["sigterm", "sigkill"],
+)
+def test_a_stopped_cli_leaves_no_worker_running(tmp_path, process_table, stop, return_code):
+    """`kill`, a scheduler's SIGTERM or the OOM killer's SIGKILL must not leave workers running
+    their episode shards: SIGTERM ends them at once, SIGKILL after their current episode."""
     out = tmp_path / "eval"
     cli = subprocess.Popen(
         [sys.executable, "-m", "wav_ros.evaluation", "--policy", "hold_still", "--tasks",
@@ -222,8 +228,8 @@ def test_sigterm_stops_the_cli_and_its_worker_processes(tmp_path, process_table)
             time.sleep(0.2)
         workers.update(process_table.children(cli.pid))
         assert len(workers) >= 2
-        cli.send_signal(signal.SIGTERM)
-        assert cli.wait(timeout=60) == 128 + signal.SIGTERM
+        cli.send_signal(stop)
+        assert cli.wait(timeout=60) == return_code
         deadline = time.monotonic() + 30
         while any(process_table.alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -127,6 +127,31 @@ def test_same_seed_same_layout_and_gym_aloha_sampler():
     np.testing.assert_allclose(first[:3], expected)
 
 
+def test_a_layout_margin_widens_the_box_and_zero_keeps_gym_alohas():
+    from numpy.random import RandomState
+
+    boxes = {"red_peg_joint": (0.1, 0.2), "blue_socket_joint": (-0.2, -0.1)}
+    plain = make_env("insertion", cameras=())
+    wide = make_env("insertion", cameras=(), layout_margin=0.03)
+    outside = 0
+    for seed in range(40):
+        plain.reset(seed=seed)
+        wide.reset(seed=seed)
+        # gym-aloha's sample_insertion_pose: peg, then socket, from one RandomState(seed)
+        rng_plain, rng_wide = RandomState(seed), RandomState(seed)
+        for joint, (x_low, x_high) in boxes.items():
+            expected = rng_plain.uniform([x_low, 0.4, 0.05], [x_high, 0.6, 0.05])
+            np.testing.assert_allclose(plain.object_positions()[joint][:3], expected)
+            expected = rng_wide.uniform([x_low - 0.03, 0.37, 0.05], [x_high + 0.03, 0.63, 0.05])
+            position = wide.object_positions()[joint]
+            np.testing.assert_allclose(position[:3], expected)
+            outside += not (x_low <= position[0] <= x_high and 0.4 <= position[1] <= 0.6)
+    assert outside >= 20  # 1 - (0.1 * 0.2) / (0.16 * 0.26) of 80 objects: about 42 expected
+    for margin in (-0.01, 0.2):
+        with pytest.raises(ValueError, match="layout_margin"):
+            make_env("transfer_cube", cameras=(), layout_margin=margin)
+
+
 def test_language_tasks_take_their_goal_from_the_instruction():
     env = make_env("bin_sequence", cameras=())
     for instruction in TASKS["bin_sequence"].instructions[:3]:

@@ -52,6 +52,8 @@ class RecordConfig:
     """Discount of the value labels."""
     max_settle_steps: int = 0
     """Each episode first rests a random 0..max_settle_steps control periods, unrecorded."""
+    layout_margin: float = 0.0
+    """Metres by which each task's layout box is widened on every side (SimConfig)."""
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -118,7 +120,11 @@ def record(config: RecordConfig) -> Path:
     rng = np.random.default_rng(config.seed)
     for task in config.tasks:
         env = make_env(
-            task, image_size=config.image_size, cameras=CAMERA_NAMES, terminate_on_success=False
+            task,
+            image_size=config.image_size,
+            cameras=CAMERA_NAMES,
+            terminate_on_success=False,
+            layout_margin=config.layout_margin,
         )
         clean = make_expert(task, seed=int(rng.integers(2**31)))
         noisy = make_expert(
@@ -168,6 +174,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="each episode first rests a random 0..N control periods (a real robot's start)",
     )
+    parser.add_argument(
+        "--layout-margin",
+        type=float,
+        default=0.0,
+        help="widen each task's layout box by this many metres on every side (evaluation: 0)",
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     root = record(
@@ -184,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             after_success=args.after_success,
             gamma=args.gamma,
             max_settle_steps=args.max_settle_steps,
+            layout_margin=args.layout_margin,
             overwrite=args.overwrite,
         )
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -269,11 +270,15 @@ def run_episode(
 def _run_jobs(
     policy_factory: PolicyFactory, config: EvalConfig, jobs: list[tuple[str, int]]
 ) -> int:
-    """Run (task, seed) jobs in this process, writing each episode's JSON when it ends."""
+    """Run (task, seed) jobs in this process, writing each episode's JSON when it ends; a
+    worker whose parent has died (SIGKILL, the OOM killer) stops after its current episode."""
     policy = policy_factory()
     envs: dict[str, Any] = {}
+    parent = multiprocessing.parent_process()
     try:
         for task, seed in jobs:
+            if parent is not None and not parent.is_alive():
+                raise SystemExit(f"evaluation worker {os.getpid()}: its parent has gone")
             if task not in envs:
                 envs[task] = make_eval_env(task, config.image_size, config.max_steps)
             video = None

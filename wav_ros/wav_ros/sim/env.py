@@ -37,6 +37,8 @@ GRIPPER_OPEN = 0.05800
 ACTION_LOWER = np.array([DEFAULT_JOINT_LIMITS[j].lower for j in JOINT_NAMES])
 ACTION_UPPER = np.array([DEFAULT_JOINT_LIMITS[j].upper for j in JOINT_NAMES])
 _ARM = slice(0, 6)
+#: Widest layout margin accepted (m): a recording option, and nothing wider has been tried.
+MAX_LAYOUT_MARGIN = 0.05
 
 
 def normalize_gripper(finger_position: float) -> float:
@@ -91,6 +93,10 @@ class SimConfig:
     """Episode length; None uses the task's."""
     terminate_on_success: bool = True
     """End the episode at the first successful step, as gym-aloha does."""
+    layout_margin: float = 0.0
+    """Metres by which the box each task draws its objects from is widened on every side. 0 is
+    the task's own box, the one every evaluation uses; demonstrations recorded from a wider box
+    show the policy layouts at and past the evaluation box's edges."""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -105,6 +111,10 @@ class SimConfig:
             raise ValueError(f"cameras must be distinct, got {self.cameras}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if not 0.0 <= self.layout_margin <= MAX_LAYOUT_MARGIN:
+            raise ValueError(
+                f"layout_margin must be in [0, {MAX_LAYOUT_MARGIN}] m, got {self.layout_margin}"
+            )
 
 
 class BimanualEnv:
@@ -119,7 +129,7 @@ class BimanualEnv:
         unknown = [c for c in config.cameras if c not in known]
         if unknown:
             raise ValueError(f"unknown cameras {unknown}; the model has {sorted(known)}")
-        self.task: Task = TASK_CLASSES[config.task](self.model)
+        self.task: Task = TASK_CLASSES[config.task](self.model, config.layout_margin)
         self.max_steps = config.max_steps or self.spec.max_steps
         self.n_substeps = round(1.0 / CONTROL_HZ / self.model.opt.timestep)
         self._renderer: mujoco.Renderer | None = None
@@ -291,6 +301,7 @@ def make_env(
     seed: int | None = None,
     max_steps: int | None = None,
     terminate_on_success: bool = True,
+    layout_margin: float = 0.0,
 ) -> BimanualEnv:
     """Build the env of `task` (see TASKS)."""
     return BimanualEnv(
@@ -301,5 +312,6 @@ def make_env(
             seed=seed,
             max_steps=max_steps,
             terminate_on_success=terminate_on_success,
+            layout_margin=layout_margin,
         )
     )

@@ -81,10 +81,12 @@ class Task(ABC):
 
     spec: TaskSpec
 
-    def __init__(self, model: mujoco.MjModel) -> None:
+    def __init__(self, model: mujoco.MjModel, layout_margin: float = 0.0) -> None:
         self.model = model
         self.contacts = ContactReader(model)
         self.instruction = ""
+        self.layout_margin = layout_margin
+        """Metres by which the box the objects are drawn from is widened on each side."""
 
     def reset(self, data: mujoco.MjData, seed: int, instruction: str) -> None:
         """Put the arms at the start pose and the objects at a layout drawn from `seed`."""
@@ -125,10 +127,13 @@ class Task(ABC):
 ALOHA_SPAWN_HEIGHT = 0.05
 
 
-def _aloha_box_pose(rng: np.random.RandomState, x_range: tuple[float, float]) -> np.ndarray:
-    """gym-aloha's sampler (utils.sample_box_pose): uniform x, y in [0.4, 0.6], z 0.05."""
-    low = np.array([x_range[0], 0.4, ALOHA_SPAWN_HEIGHT])
-    high = np.array([x_range[1], 0.6, ALOHA_SPAWN_HEIGHT])
+def _aloha_box_pose(
+    rng: np.random.RandomState, x_range: tuple[float, float], margin: float
+) -> np.ndarray:
+    """gym-aloha's sampler (utils.sample_box_pose): uniform x, y in [0.4, 0.6], z 0.05; with
+    `margin`, both ranges widened by it on each side (0 draws exactly gym-aloha's pose)."""
+    low = np.array([x_range[0] - margin, 0.4 - margin, ALOHA_SPAWN_HEIGHT])
+    high = np.array([x_range[1] + margin, 0.6 + margin, ALOHA_SPAWN_HEIGHT])
     return np.concatenate([rng.uniform(low, high), [1.0, 0.0, 0.0, 0.0]])
 
 
@@ -150,7 +155,9 @@ class TransferCubeTask(Task):
     def _place_objects(self, data: mujoco.MjData, seed: int) -> None:
         # Same draw as gym-aloha's sample_box_pose(seed): the same seed gives the same cube.
         self._set_free_joint(
-            data, "red_box_joint", _aloha_box_pose(np.random.RandomState(seed), (0.0, 0.2))
+            data,
+            "red_box_joint",
+            _aloha_box_pose(np.random.RandomState(seed), (0.0, 0.2), self.layout_margin),
         )
 
     def measure(self, data: mujoco.MjData, step: int) -> TaskStatus:
@@ -188,8 +195,9 @@ class InsertionTask(Task):
 
     def _place_objects(self, data: mujoco.MjData, seed: int) -> None:
         rng = np.random.RandomState(seed)  # gym-aloha's sample_insertion_pose(seed)
-        self._set_free_joint(data, "red_peg_joint", _aloha_box_pose(rng, (0.1, 0.2)))
-        self._set_free_joint(data, "blue_socket_joint", _aloha_box_pose(rng, (-0.2, -0.1)))
+        margin = self.layout_margin
+        self._set_free_joint(data, "red_peg_joint", _aloha_box_pose(rng, (0.1, 0.2), margin))
+        self._set_free_joint(data, "blue_socket_joint", _aloha_box_pose(rng, (-0.2, -0.1), margin))
 
     def measure(self, data: mujoco.MjData, step: int) -> TaskStatus:
         pairs = self.contacts.pairs(data)
@@ -221,8 +229,8 @@ class _CubeLatches:
 class CubesBinTask(Task):
     """Shared machinery of the coloured-cube tasks: cube poses, fingers, the bin."""
 
-    def __init__(self, model: mujoco.MjModel) -> None:
-        super().__init__(model)
+    def __init__(self, model: mujoco.MjModel, layout_margin: float = 0.0) -> None:
+        super().__init__(model, layout_margin)
         self.latches = _CubeLatches()
         self._finger_geoms = FINGERS["left"] + FINGERS["right"]
 
@@ -269,7 +277,8 @@ CUBE_LANES: tuple[float, ...] = (0.39, 0.5, 0.61)
 def _sample_lanes(
     rng: np.random.Generator, colors: tuple[str, ...], x_low: float, x_high: float, sides: list[int]
 ) -> dict[str, tuple[float, float]]:
-    """Cube xy positions: each colour in its own lane (shuffled), x uniform on its side."""
+    """Cube xy positions: each colour in its own lane (shuffled), x uniform on its side (the
+    lanes keep their y whatever the layout margin, so that the gripper fits between cubes)."""
     lanes = rng.permutation(len(CUBE_LANES))
     positions = {}
     for i, color in enumerate(colors):
@@ -305,8 +314,8 @@ class ColorHandoverTask(CubesBinTask):
         return self.GOALS[self.instruction]
 
     def _place_objects(self, data: mujoco.MjData, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        self._place_cubes(data, _sample_lanes(rng, COLORS, 0.08, 0.2, [1, 1, 1]))
+        rng, m = np.random.default_rng(seed), self.layout_margin
+        self._place_cubes(data, _sample_lanes(rng, COLORS, 0.08 - m, 0.2 + m, [1, 1, 1]))
 
     def measure(self, data: mujoco.MjData, step: int) -> TaskStatus:
         pairs = self.contacts.pairs(data)
@@ -364,9 +373,9 @@ class BinSequenceTask(CubesBinTask):
         return self.GOALS[self.instruction]
 
     def _place_objects(self, data: mujoco.MjData, seed: int) -> None:
-        rng = np.random.default_rng(seed)
+        rng, m = np.random.default_rng(seed), self.layout_margin
         sides = [int(s) for s in rng.choice([-1, 1], size=len(COLORS))]
-        self._place_cubes(data, _sample_lanes(rng, COLORS, 0.1, 0.22, sides))
+        self._place_cubes(data, _sample_lanes(rng, COLORS, 0.1 - m, 0.22 + m, sides))
 
     def _cube_progress(self, data: mujoco.MjData, pairs: set[tuple[str, str]], color: str) -> float:
         cube = f"{color}_box"
