@@ -163,7 +163,9 @@ def test_the_expert_demonstrates_from_a_settled_start_too(task):
 @pytest.mark.parametrize(("task", "seed"), [("transfer_cube", 9), ("insertion", 7)])
 def test_the_expert_demonstrates_layouts_past_the_evaluation_box(task, seed):
     """Widened layouts are for recording; on these seeds every object lies 2-3 cm outside the
-    box the evaluation draws from, and the expert still solves them."""
+    box the evaluation draws from, and the expert still solves them. Not every such layout: a
+    peg 2.5-3 cm past a corner of its box defeated the clean expert on 3 of the 11 insertion
+    layouts of seeds 300-329 with an object over 1.5 cm out; those become failed episodes."""
     env = make_env(task, image_size=(24, 24), terminate_on_success=False, layout_margin=0.03)
     try:
         episode = record_episode(env, make_expert(task), seed=seed, after_success=0)
