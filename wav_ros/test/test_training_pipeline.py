@@ -949,6 +949,9 @@ def test_report_pairs_planning_over_more_seeds_on_the_long_horizon_task(tmp_path
         ]
     )  # fmt: skip
     written = json.loads(out.with_suffix(".json").read_text())
+    for key, row in report.policy_factories(wav, wav).items():
+        folder = written["episode_folders"][row.label]
+        assert (eval_dir / folder / "policy.json").is_file() and folder.startswith(f"{key}/")
     table = written["success"]["WAV (latent planning)"]
     assert table["insertion"]["episodes"] == 2 and table["insertion"]["successes"] == 2
     paired = written["planning_paired"]

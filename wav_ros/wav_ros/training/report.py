@@ -488,6 +488,9 @@ def main(argv: list[str] | None = None) -> None:
         else f"python -m wav_ros.training.report --episodes {args.episodes} "
         f"--workers {args.workers}",
         "eval_dir": str(args.eval_dir),
+        # Where each row's episodes are cached: the folder names the checkpoint, planner and
+        # code digests the episodes were produced with.
+        "episode_folders": {row.label: f"{key}/{row.policy_id}" for key, row in factories.items()},
         "tasks": list(args.tasks),
         "episodes_per_task": args.episodes,
         "seed": args.seed,
