@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -966,6 +967,18 @@ def test_report_pairs_planning_over_more_seeds_on_the_long_horizon_task(tmp_path
         and len(written["latency"]["load_average_1min"]) == 2
     )
     assert "| direct baseline |" in text and " | 1.0 |" in text
+    # --render-only rewrites the markdown from the saved JSON alone: nothing is evaluated
+    # (the episode cache is gone) and nothing measured (the saved latency stays).
+    shutil.rmtree(eval_dir)
+    written["latency"]["policies"]["direct baseline"]["median_s"] = 0.987
+    out.with_suffix(".json").write_text(json.dumps(written))
+    report.main(["--report", str(out), "--render-only"])
+    rerendered = out.with_suffix(".md").read_text()
+    assert "| direct baseline | 987 ms |" in rerendered
+    assert rerendered.replace("987 ms", "") != text.replace("987 ms", "")
+    assert not eval_dir.exists()
+    with pytest.raises(SystemExit, match="needs a saved report"):
+        report.main(["--report", str(tmp_path / "never_written"), "--render-only"])
 
 
 def test_cached_episodes_belong_to_one_checkpoint_and_one_planner(tmp_path):

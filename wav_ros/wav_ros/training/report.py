@@ -6,7 +6,8 @@ episodes, training cost and planning latency. Writes `<report>.md` and `<report>
     python -m wav_ros.training.report --episodes 50 --workers 2
 
 Episodes are stored under --eval-dir as they finish, so an interrupted run resumes, and a run
-with more episodes reuses the ones already there.
+with more episodes reuses the ones already there. After an edit of the notes alone,
+`--render-only` rewrites the markdown from the saved JSON, running and measuring nothing.
 """
 
 from __future__ import annotations
@@ -438,7 +439,16 @@ def main(argv: list[str] | None = None) -> None:
         "running none: for a report due before a slow evaluation finishes; each cell shows "
         "its own episode count",
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite <report>.md from <report>.json and the current notes.md, running and "
+        "measuring nothing (after an edit of the notes; the numbers stay the JSON's)",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        render_saved_report(args.report)
+        return
 
     factories = policy_factories(args.checkpoint, args.direct, args.only or POLICY_KEYS)
     planning_tasks = [task for task in PLANNING_TASKS if task in args.tasks]
@@ -523,6 +533,16 @@ def main(argv: list[str] | None = None) -> None:
     args.report.with_suffix(".json").write_text(json.dumps(report, indent=1))
     args.report.with_suffix(".md").write_text(render_markdown(report))
     print(f"wrote {args.report.with_suffix('.md')} and .json")
+
+
+def render_saved_report(report_path: Path) -> None:
+    """Rewrites `<report>.md` from `<report>.json`: the saved numbers with the current notes."""
+    saved = report_path.with_suffix(".json")
+    if not saved.is_file():
+        raise SystemExit(f"--render-only needs a saved report: {saved} not found")
+    report = json.loads(saved.read_text())
+    report_path.with_suffix(".md").write_text(render_markdown(report))
+    print(f"rewrote {report_path.with_suffix('.md')} from {saved}")
 
 
 if __name__ == "__main__":
