@@ -29,7 +29,7 @@ from wav_ros.model import (
     resize_images,
 )
 from wav_ros.robot_description import CAMERA_NAMES, JOINT_NAMES
-from wav_ros.sim import make_env
+from wav_ros.sim import TASKS, make_env
 from wav_ros.sim.experts import make_expert
 from wav_ros.training import DataConfig, TrainConfig, WindowStore
 from wav_ros.training.train import parse_args
@@ -273,7 +273,7 @@ def test_a_machine_without_the_text_encoder_trains_on_precomputed_instructions(
     from wav_ros.training import instructions
 
     file = tmp_path / "instructions.safetensors"
-    instructions.main(["--dataset", str(dataset), "--out", str(file)])
+    instructions.main(["--dataset", str(dataset), "--task", "insertion", "--out", str(file)])
     instruction = LeRobotDataset(dataset).tasks[0]
 
     def no_encoder_package() -> str:
@@ -295,6 +295,8 @@ def test_a_machine_without_the_text_encoder_trains_on_precomputed_instructions(
         init=tmp_path / "wav" / "stages" / "action" / "final",
     )  # fmt: skip
     Trainer(direct).run()
+    for other_task in TASKS["insertion"].instructions:  # --task: what the harness may draw
+        wav.plan(images, np.zeros(len(JOINT_NAMES)), other_task, seed=0)
     with pytest.raises(ValueError, match="not among the precomputed embeddings"):
         wav.plan(images, np.zeros(len(JOINT_NAMES)), "an instruction it never saw", seed=0)
 
