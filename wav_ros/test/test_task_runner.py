@@ -281,12 +281,14 @@ def test_a_goal_not_answered_in_time_is_sent_again(ros_context):
     # room (0.5 s once let a third copy go out).
     report = graph.run(TaskRunnerConfig(instruction="x", max_steps=8, goal_resend=1.5))
     assert report.steps == 8 and report.stop_reason == "step budget of 8 spent"
-    assert graph.events_at_return == [
-        "goal 1 received",
-        "goal 2 received",
-        "goal 2 accepted",
-        "executed",
-    ]
+    events = graph.events_at_return
+    # The unanswered first copy was sent again, and a later copy ran before the first was
+    # answered. rclpy (9.1.2) sometimes loses an answered copy's answer in the runner (1 run
+    # in 3-5 on a 2-core machine, notes round 23): then a third copy of the same trajectory
+    # goes out, as the resend is meant to do for any lost answer.
+    assert events[:3] == ["goal 1 received", "goal 2 received", "goal 2 accepted"]
+    assert "goal 1 accepted" not in events and "executed" in events
+    assert events.count("executed") == sum(e.endswith("accepted") for e in events)
 
 
 def test_each_plan_after_a_chunk_starts_from_an_observation_taken_after_the_chunk(ros_context):
