@@ -277,8 +277,7 @@ def test_a_goal_not_answered_in_time_is_sent_again(ros_context):
     from wav_ros.nodes.task_runner import TaskRunnerConfig
 
     graph = StandInGraph([0.9], slow_goals=1, answer_delay=6.0)
-    # The second copy must be answered within goal_resend: 1.5 s leaves a loaded CI machine
-    # room (0.5 s once let a third copy go out).
+    # 1.5 s leaves a loaded CI machine room to answer the second copy (0.5 s did not).
     report = graph.run(TaskRunnerConfig(instruction="x", max_steps=8, goal_resend=1.5))
     assert report.steps == 8 and report.stop_reason == "step budget of 8 spent"
     events = graph.events_at_return
