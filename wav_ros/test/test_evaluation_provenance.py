@@ -2,6 +2,7 @@
 
 import ast
 
+import numpy as np
 import pytest
 
 from wav_ros import PACKAGE_DIR
@@ -92,3 +93,18 @@ def test_checkpoint_digest_tells_weights_and_settings_apart(tmp_path):
     assert checkpoint("retrained", '{"stall_tolerance": 0.05}', b"weightz") != shipped
     # An inference setting edited in config.json is another policy too.
     assert checkpoint("edited", '{"stall_tolerance": null}', b"weights") != shipped
+
+
+def test_plan_digest_reads_the_same_plans_twice_and_a_saved_difference(tmp_path, capsys):
+    from wav_ros.evaluation import plan_digest
+
+    saved = tmp_path / "plans.npy"
+    plan_digest.main(["--task", "transfer_cube", "--seeds", "3", "--save", str(saved)])
+    first = capsys.readouterr().out
+    np.save(saved, np.load(saved) + 1e-3)  # as if another machine had planned them
+    plan_digest.main(["--task", "transfer_cube", "--seeds", "3", "--compare", str(saved)])
+    second = capsys.readouterr().out
+    assert first.splitlines()[0] == second.splitlines()[0]  # same sha256 in one process
+    assert "largest difference from" in second and "0.001" in second
+    with pytest.raises(SystemExit, match="holds chunks of shape"):
+        plan_digest.main(["--task", "transfer_cube", "--seeds", "3", "4", "--compare", str(saved)])
