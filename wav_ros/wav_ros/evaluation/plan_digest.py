@@ -36,6 +36,7 @@ def plan_chunks(checkpoint: Path, task: str, seeds: list[int]) -> np.ndarray:
         observation = env.reset(seed=seed, instruction=instruction)
         images = resize_images(observation.images, policy.config.tokenizer.image_size)
         chunks.append(policy.plan(images, observation.qpos, instruction, seed=0).actions)
+    env.close()
     return np.stack(chunks)
 
 
